@@ -1,0 +1,38 @@
+"""UniCL (Unified Contrastive Learning in Image-Text-Label Space) for transformers.
+
+Importing the package registers UniCL with transformers' Auto classes, so `AutoModel.from_pretrained(folder)`,
+`AutoProcessor.from_pretrained(folder)` and `pipeline("zero-shot-image-classification", model=folder)` work
+in-process without `trust_remote_code`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
+)
+
+from .configuration_unicl import UniCLConfig
+from .loss_unicl import clip_loss, gather_features, unicl_loss
+from .modeling_unicl import UniCLModel, UniCLOutput, UniCLPreTrainedModel
+from .processing_unicl import UniCLImageProcessor, UniCLProcessor, build_clip_tokenizer
+
+AutoConfig.register(UniCLConfig.model_type, UniCLConfig, exist_ok=True)
+AutoModel.register(UniCLConfig, UniCLModel, exist_ok=True)
+AutoModelForZeroShotImageClassification.register(UniCLConfig, UniCLModel, exist_ok=True)
+AutoImageProcessor.register(UniCLConfig, image_processor_classes={"pil": UniCLImageProcessor}, exist_ok=True)
+AutoProcessor.register(UniCLConfig, UniCLProcessor, exist_ok=True)
+
+__all__ = [
+    "UniCLConfig",
+    "UniCLImageProcessor",
+    "UniCLModel",
+    "UniCLOutput",
+    "UniCLPreTrainedModel",
+    "UniCLProcessor",
+    "build_clip_tokenizer",
+    "clip_loss",
+    "gather_features",
+    "unicl_loss",
+]

@@ -1,0 +1,264 @@
+"""UniCL: an image tower and a text tower from transformers, projected into one space.
+
+The towers are transformers' maintained models (SwinModel, FocalNetModel, ResNetModel, ViTModel, CLIPTextModel,
+BertModel, RobertaModel); this file only adds UniCL's pooling rule per tower family, the two bias-free projections,
+the clamped temperature and the unified contrastive loss.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput
+
+from .configuration_unicl import UniCLConfig
+from .loss_unicl import clip_loss, unicl_loss
+
+# Auto classes written into `config.auto_map` on save, so that a saved folder loads with `trust_remote_code=True`
+# and works in `pipeline("zero-shot-image-classification")`.
+_AUTO_MAP = {
+    "AutoConfig": "configuration_unicl.UniCLConfig",
+    "AutoModel": "modeling_unicl.UniCLModel",
+    "AutoModelForZeroShotImageClassification": "modeling_unicl.UniCLModel",
+}
+
+# Towers whose transformers pooler adds a dense+tanh layer that UniCL does not use: built without it.
+_NO_POOLING_LAYER = ("vit", "bert", "roberta", "xlm-roberta")
+
+
+@dataclass
+class UniCLOutput(ModelOutput):
+    r"""
+    loss (`torch.Tensor` of shape `()`, *optional*, returned when `return_loss` is `True` or `labels` are given):
+        The unified contrastive loss (CLIP's symmetric loss when no labels are given).
+    logits_per_image (`torch.Tensor` of shape `(image_batch_size, text_batch_size)`):
+        `exp(logit_scale) * image_embeds @ text_embeds.T`.
+    logits_per_text (`torch.Tensor` of shape `(text_batch_size, image_batch_size)`):
+        The transpose of `logits_per_image`.
+    text_embeds (`torch.Tensor` of shape `(text_batch_size, projection_dim)`):
+        L2-normalised projected text features.
+    image_embeds (`torch.Tensor` of shape `(image_batch_size, projection_dim)`):
+        L2-normalised projected image features.
+    logit_scale (`torch.Tensor` of shape `()`):
+        The temperature multiplier `exp(logit_scale)` after clamping.
+    text_model_output (`BaseModelOutputWithPooling`):
+        The text tower's output; `pooler_output` is the projected (unnormalised) text feature.
+    vision_model_output (`BaseModelOutputWithPooling`):
+        The image tower's output; `pooler_output` is the projected (unnormalised) image feature.
+    """
+
+    loss: torch.Tensor | None = None
+    logits_per_image: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    logit_scale: torch.Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any]:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for v in self.values())
+
+
+def image_feature_dim(vision_config) -> int:
+    """Width of the pooled image feature that `image_projection` maps from."""
+    if vision_config.model_type in ("focalnet", "resnet"):
+        return vision_config.hidden_sizes[-1]
+    return vision_config.hidden_size  # swin sets hidden_size = embed_dim * 2 ** (num_stages - 1)
+
+
+def _pool_image(model_type: str, outputs) -> torch.Tensor:
+    if model_type in ("swin", "focalnet"):
+        # final LayerNorm on every token of the last stage, then the mean over tokens (UniCL's image feature)
+        return outputs.pooler_output
+    if model_type == "resnet":
+        # global average pool of the last stage, (B, C, 1, 1) -> (B, C); ResNet has no final norm
+        return outputs.pooler_output.flatten(1)
+    # vit: the [CLS] token after the final LayerNorm; ViT's pooler (dense + tanh) is not part of UniCL
+    return outputs.last_hidden_state[:, 0]
+
+
+def _pool_text(model_type: str, outputs) -> torch.Tensor:
+    if model_type == "clip_text_model":
+        # hidden state (after the final LayerNorm) at the first end-of-text token, as the original's
+        # `input_ids.argmax(-1)`; causal attention keeps tokens after it from changing it, so any padding works
+        return outputs.pooler_output
+    # bert / roberta: the first token, as the original does with a non-CLIP tokenizer (no dense + tanh pooler)
+    return outputs.last_hidden_state[:, 0]
+
+
+class UniCLPreTrainedModel(PreTrainedModel):
+    config: UniCLConfig
+    base_model_prefix = "unicl"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        factor = self.config.initializer_factor
+        if isinstance(module, UniCLModel):
+            init.normal_(module.visual_projection.weight, std=module.visual_projection.in_features**-0.5 * factor)
+            init.normal_(module.text_projection.weight, std=module.text_projection.in_features**-0.5 * factor)
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `register_for_auto_class` records a single auto class per model class; the zero-shot pipeline loads
+        # through AutoModelForZeroShotImageClassification, so every entry goes into `auto_map` explicitly.
+        self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+class UniCLModel(UniCLPreTrainedModel):
+    def __init__(self, config: UniCLConfig):
+        super().__init__(config)
+        vision_config, text_config = config.vision_config, config.text_config
+        self.vision_model = AutoModel.from_config(
+            vision_config, **({"add_pooling_layer": False} if vision_config.model_type in _NO_POOLING_LAYER else {})
+        )
+        self.text_model = AutoModel.from_config(
+            text_config, **({"add_pooling_layer": False} if text_config.model_type in _NO_POOLING_LAYER else {})
+        )
+        # the towers read the composite config's sub-configs, so later config edits reach them
+        self.vision_model.config = vision_config
+        self.text_model.config = text_config
+
+        self.visual_projection = nn.Linear(image_feature_dim(vision_config), config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------- checks
+    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        num_channels = self.config.vision_config.num_channels
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
+            raise ValueError(
+                f"pixel_values must be a 4-D tensor (batch, {num_channels}, height, width), got {shape}."
+            )
+        if pixel_values.shape[1] != num_channels:
+            raise ValueError(
+                f"pixel_values has {pixel_values.shape[1]} channels (shape {tuple(pixel_values.shape)}); "
+                f"the image tower expects {num_channels}. Convert images to RGB (the processor does)."
+            )
+
+    def _check_input_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
+            shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)
+            raise ValueError(f"input_ids must be a 2-D tensor (batch, sequence_length), got {shape}.")
+        max_length = getattr(self.config.text_config, "max_position_embeddings", None)
+        if max_length is not None and input_ids.shape[1] > max_length:
+            raise ValueError(
+                f"input_ids has {input_ids.shape[1]} tokens per text; the text tower takes at most {max_length}. "
+                "Tokenize with truncation=True."
+            )
+        if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids shape "
+                f"{tuple(input_ids.shape)}."
+            )
+
+    # --------------------------------------------------------------------------------------------- features
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """Runs the image tower; `pooler_output` of the result is the projected, unnormalised image feature."""
+        self._check_pixel_values(pixel_values)
+        outputs = self.vision_model(pixel_values=pixel_values, return_dict=True, **kwargs)
+        pooled = _pool_image(self.config.vision_config.model_type, outputs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.visual_projection(pooled),
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutputWithPooling:
+        """Runs the text tower; `pooler_output` of the result is the projected, unnormalised text feature."""
+        self._check_input_ids(input_ids, attention_mask)
+        outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        pooled = _pool_text(self.config.text_config.model_type, outputs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.text_projection(pooled),
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+
+    def get_logit_scale(self) -> torch.Tensor:
+        """`exp(logit_scale)`, clamped to [1, config.logit_scale_max].
+
+        CLIP's bound (100): above it the softmax is so sharp that training becomes unstable; below 1 the logits
+        of unit vectors cannot separate classes. The clamp is in the forward pass, so the stored parameter is the
+        original one (a converted checkpoint keeps its exact value)."""
+        return self.logit_scale.clamp(0.0, math.log(self.config.logit_scale_max)).exp()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        return_loss: bool | None = None,
+        **kwargs,
+    ) -> UniCLOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            One label per (image, text) pair: pairs that share a label are positives of each other in the unified
+            loss. Class prompts carry their class id, image-caption pairs an id of their own. Given labels imply
+            `return_loss=True`.
+        return_loss (`bool`, *optional*):
+            Whether to return the loss; without labels it is CLIP's symmetric loss (every pair its own label).
+        """
+        if input_ids is None or pixel_values is None:
+            raise ValueError("UniCLModel.forward needs both input_ids and pixel_values.")
+        want_loss = bool(return_loss) or labels is not None
+        if want_loss:
+            if pixel_values.shape[0] != input_ids.shape[0]:
+                raise ValueError(
+                    f"The loss pairs image i with text i, but got {pixel_values.shape[0]} images and "
+                    f"{input_ids.shape[0]} texts."
+                )
+            if labels is not None and (labels.ndim != 1 or labels.shape[0] != input_ids.shape[0]):
+                raise ValueError(
+                    f"labels must have shape ({input_ids.shape[0]},) (one per image-text pair), "
+                    f"got {tuple(labels.shape)}."
+                )
+
+        vision_outputs = self.get_image_features(pixel_values=pixel_values, **kwargs)
+        text_outputs = self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        image_embeds = nn.functional.normalize(vision_outputs.pooler_output, dim=-1)
+        text_embeds = nn.functional.normalize(text_outputs.pooler_output, dim=-1)
+
+        logit_scale = self.get_logit_scale()
+        logits_per_text = logit_scale * text_embeds @ image_embeds.t()
+        logits_per_image = logits_per_text.t()
+
+        loss = None
+        if want_loss:
+            if labels is None:
+                loss = clip_loss(logits_per_text)
+            else:
+                loss = unicl_loss(image_embeds, text_embeds, labels, logit_scale)
+
+        return UniCLOutput(
+            loss=loss,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_text,
+            text_embeds=text_embeds,
+            image_embeds=image_embeds,
+            logit_scale=logit_scale,
+            text_model_output=text_outputs,
+            vision_model_output=vision_outputs,
+        )
+
+
+UniCLModel.register_for_auto_class("AutoModel")
+
+__all__ = ["UniCLModel", "UniCLOutput", "UniCLPreTrainedModel"]
