@@ -108,6 +108,17 @@ class UniCLPreTrainedModel(PreTrainedModel):
             init.normal_(module.text_projection.weight, std=module.text_projection.in_features**-0.5 * factor)
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
 
+    def enable_input_require_grads(self):
+        # transformers hooks every sub-model's input embeddings, but Swin's and FocalNet's patch embeddings return
+        # tuples, which its hook cannot mark. Only the text tower's token embeddings (a tensor) need the hook: it lets
+        # gradients flow through checkpointed layers when the embeddings are frozen (adapters, PEFT).
+        def make_output_require_grads(module, inputs, output):
+            output.requires_grad_(True)
+
+        hook = self.text_model.get_input_embeddings().register_forward_hook(make_output_require_grads)
+        self._require_grads_hooks = [hook]
+        self._require_grads_hook = hook
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` records a single auto class per model class; the zero-shot pipeline loads
         # through AutoModelForZeroShotImageClassification, so every entry goes into `auto_map` explicitly.
