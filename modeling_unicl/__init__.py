@@ -9,23 +9,26 @@ from transformers import (
     AutoConfig,
     AutoImageProcessor,
     AutoModel,
+    AutoModelForImageClassification,
     AutoModelForZeroShotImageClassification,
     AutoProcessor,
 )
 
 from .configuration_unicl import UniCLConfig
 from .loss_unicl import clip_loss, gather_features, unicl_loss
-from .modeling_unicl import UniCLModel, UniCLOutput, UniCLPreTrainedModel
+from .modeling_unicl import UniCLForImageClassification, UniCLModel, UniCLOutput, UniCLPreTrainedModel
 from .processing_unicl import UniCLImageProcessor, UniCLProcessor, build_clip_tokenizer
 
 AutoConfig.register(UniCLConfig.model_type, UniCLConfig, exist_ok=True)
 AutoModel.register(UniCLConfig, UniCLModel, exist_ok=True)
 AutoModelForZeroShotImageClassification.register(UniCLConfig, UniCLModel, exist_ok=True)
+AutoModelForImageClassification.register(UniCLConfig, UniCLForImageClassification, exist_ok=True)
 AutoImageProcessor.register(UniCLConfig, image_processor_classes={"pil": UniCLImageProcessor}, exist_ok=True)
 AutoProcessor.register(UniCLConfig, UniCLProcessor, exist_ok=True)
 
 __all__ = [
     "UniCLConfig",
+    "UniCLForImageClassification",
     "UniCLImageProcessor",
     "UniCLModel",
     "UniCLOutput",

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import ModelOutput
 
 from .configuration_unicl import UniCLConfig
@@ -25,6 +25,7 @@ _AUTO_MAP = {
     "AutoConfig": "configuration_unicl.UniCLConfig",
     "AutoModel": "modeling_unicl.UniCLModel",
     "AutoModelForZeroShotImageClassification": "modeling_unicl.UniCLModel",
+    "AutoModelForImageClassification": "modeling_unicl.UniCLForImageClassification",
 }
 
 # Towers whose transformers pooler adds a dense+tanh layer that UniCL does not use: built without it.
@@ -92,6 +93,24 @@ def _pool_text(model_type: str, outputs) -> torch.Tensor:
     return outputs.last_hidden_state[:, 0]
 
 
+def _build_tower(sub_config) -> PreTrainedModel:
+    kwargs = {"add_pooling_layer": False} if sub_config.model_type in _NO_POOLING_LAYER else {}
+    tower = AutoModel.from_config(sub_config, **kwargs)
+    tower.config = sub_config  # the tower reads the composite config's sub-config, so later edits reach it
+    return tower
+
+
+def _check_pixel_values(pixel_values, num_channels: int) -> None:
+    if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
+        shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
+        raise ValueError(f"pixel_values must be a 4-D tensor (batch, {num_channels}, height, width), got {shape}.")
+    if pixel_values.shape[1] != num_channels:
+        raise ValueError(
+            f"pixel_values has {pixel_values.shape[1]} channels (shape {tuple(pixel_values.shape)}); "
+            f"the image tower expects {num_channels}. Convert images to RGB (the processor does)."
+        )
+
+
 class UniCLPreTrainedModel(PreTrainedModel):
     config: UniCLConfig
     base_model_prefix = "unicl"
@@ -103,10 +122,22 @@ class UniCLPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         factor = self.config.initializer_factor
-        if isinstance(module, UniCLModel):
+        if isinstance(module, (UniCLModel, UniCLForImageClassification)):
             init.normal_(module.visual_projection.weight, std=module.visual_projection.in_features**-0.5 * factor)
-            init.normal_(module.text_projection.weight, std=module.text_projection.in_features**-0.5 * factor)
             init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        if isinstance(module, UniCLModel):
+            init.normal_(module.text_projection.weight, std=module.text_projection.in_features**-0.5 * factor)
+        if isinstance(module, UniCLForImageClassification):
+            init.normal_(module.classifier.weight, std=module.classifier.in_features**-0.5 * factor)
+            init.zeros_(module.classifier.bias)
+
+    def get_logit_scale(self) -> torch.Tensor:
+        """`exp(logit_scale)`, clamped to [1, config.logit_scale_max].
+
+        CLIP's bound (100): above it the softmax is so sharp that training becomes unstable; below 1 the logits
+        of unit vectors cannot separate classes. The clamp is in the forward pass, so the stored parameter is the
+        original one (a converted checkpoint keeps its exact value)."""
+        return self.logit_scale.clamp(0.0, math.log(self.config.logit_scale_max)).exp()
 
     def enable_input_require_grads(self):
         # transformers hooks every sub-model's input embeddings, but Swin's and FocalNet's patch embeddings return
@@ -115,9 +146,12 @@ class UniCLPreTrainedModel(PreTrainedModel):
         def make_output_require_grads(module, inputs, output):
             output.requires_grad_(True)
 
-        hook = self.text_model.get_input_embeddings().register_forward_hook(make_output_require_grads)
-        self._require_grads_hooks = [hook]
-        self._require_grads_hook = hook
+        text_model = getattr(self, "text_model", None)
+        embeddings = None if text_model is None else text_model.get_input_embeddings()
+        hooks = [] if embeddings is None else [embeddings.register_forward_hook(make_output_require_grads)]
+        self._require_grads_hooks = hooks
+        if hooks:
+            self._require_grads_hook = hooks[0]
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` records a single auto class per model class; the zero-shot pipeline loads
@@ -130,15 +164,8 @@ class UniCLModel(UniCLPreTrainedModel):
     def __init__(self, config: UniCLConfig):
         super().__init__(config)
         vision_config, text_config = config.vision_config, config.text_config
-        self.vision_model = AutoModel.from_config(
-            vision_config, **({"add_pooling_layer": False} if vision_config.model_type in _NO_POOLING_LAYER else {})
-        )
-        self.text_model = AutoModel.from_config(
-            text_config, **({"add_pooling_layer": False} if text_config.model_type in _NO_POOLING_LAYER else {})
-        )
-        # the towers read the composite config's sub-configs, so later config edits reach them
-        self.vision_model.config = vision_config
-        self.text_model.config = text_config
+        self.vision_model = _build_tower(vision_config)
+        self.text_model = _build_tower(text_config)
 
         self.visual_projection = nn.Linear(image_feature_dim(vision_config), config.projection_dim, bias=False)
         self.text_projection = nn.Linear(text_config.hidden_size, config.projection_dim, bias=False)
@@ -146,19 +173,6 @@ class UniCLModel(UniCLPreTrainedModel):
         self.post_init()
 
     # ----------------------------------------------------------------------------------------------- checks
-    def _check_pixel_values(self, pixel_values: torch.Tensor) -> None:
-        num_channels = self.config.vision_config.num_channels
-        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4:
-            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values)
-            raise ValueError(
-                f"pixel_values must be a 4-D tensor (batch, {num_channels}, height, width), got {shape}."
-            )
-        if pixel_values.shape[1] != num_channels:
-            raise ValueError(
-                f"pixel_values has {pixel_values.shape[1]} channels (shape {tuple(pixel_values.shape)}); "
-                f"the image tower expects {num_channels}. Convert images to RGB (the processor does)."
-            )
-
     def _check_input_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> None:
         if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
             shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids)
@@ -178,7 +192,7 @@ class UniCLModel(UniCLPreTrainedModel):
     # --------------------------------------------------------------------------------------------- features
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         """Runs the image tower; `pooler_output` of the result is the projected, unnormalised image feature."""
-        self._check_pixel_values(pixel_values)
+        _check_pixel_values(pixel_values, self.config.vision_config.num_channels)
         outputs = self.vision_model(pixel_values=pixel_values, return_dict=True, **kwargs)
         pooled = _pool_image(self.config.vision_config.model_type, outputs)
         return BaseModelOutputWithPooling(
@@ -201,14 +215,6 @@ class UniCLModel(UniCLPreTrainedModel):
             hidden_states=getattr(outputs, "hidden_states", None),
             attentions=getattr(outputs, "attentions", None),
         )
-
-    def get_logit_scale(self) -> torch.Tensor:
-        """`exp(logit_scale)`, clamped to [1, config.logit_scale_max].
-
-        CLIP's bound (100): above it the softmax is so sharp that training becomes unstable; below 1 the logits
-        of unit vectors cannot separate classes. The clamp is in the forward pass, so the stored parameter is the
-        original one (a converted checkpoint keeps its exact value)."""
-        return self.logit_scale.clamp(0.0, math.log(self.config.logit_scale_max)).exp()
 
     def forward(
         self,
@@ -270,6 +276,72 @@ class UniCLModel(UniCLPreTrainedModel):
         )
 
 
-UniCLModel.register_for_auto_class("AutoModel")
+class UniCLForImageClassification(UniCLPreTrainedModel):
+    """UniCL's image tower with a linear classifier on the normalised image embedding, for fine-tuning with the plain
+    transformers `Trainer` and `pipeline("image-classification")`.
 
-__all__ = ["UniCLModel", "UniCLOutput", "UniCLPreTrainedModel"]
+    `logits = exp(logit_scale) * normalize(image_embeds) @ classifier.weight.T + classifier.bias`: initialised from
+    the class-name text embeddings (`from_unicl_model`), step 0 is exactly zero-shot classification."""
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def __init__(self, config: UniCLConfig):
+        super().__init__(config)
+        vision_config = config.vision_config
+        if config.num_labels < 1:
+            raise ValueError(f"UniCLForImageClassification needs num_labels >= 1, got {config.num_labels}.")
+        self.num_labels = config.num_labels
+        self.vision_model = _build_tower(vision_config)
+        self.visual_projection = nn.Linear(image_feature_dim(vision_config), config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.classifier = nn.Linear(config.projection_dim, config.num_labels)
+        self.post_init()
+
+    @classmethod
+    def from_unicl_model(
+        cls, model: UniCLModel, class_embeddings: torch.Tensor, class_names: list[str]
+    ) -> "UniCLForImageClassification":
+        """Builds a classifier that shares `model`'s image tower (copied) and whose weights are the L2-normalised
+        class embeddings (e.g. from `zero_shot_unicl.build_class_embeddings`)."""
+        if class_embeddings.ndim != 2 or class_embeddings.shape != (len(class_names), model.config.projection_dim):
+            raise ValueError(
+                f"class_embeddings must have shape ({len(class_names)}, {model.config.projection_dim}) "
+                f"(one row per class name), got {tuple(class_embeddings.shape)}."
+            )
+        config = UniCLConfig.from_dict(model.config.to_dict())
+        config.id2label = dict(enumerate(class_names))
+        config.label2id = {name: i for i, name in enumerate(class_names)}
+        classifier = cls(config)
+        # strict: every image-side weight must come from the UniCL model, none stays randomly initialised
+        image_side = {k: v for k, v in model.state_dict().items() if not k.startswith(("text_model.", "text_projection"))}
+        image_side["classifier.weight"] = nn.functional.normalize(class_embeddings.detach().float(), dim=-1)
+        image_side["classifier.bias"] = torch.zeros(len(class_names))
+        classifier.load_state_dict(image_side, strict=True)
+        return classifier.to(model.device)
+
+    def forward(
+        self, pixel_values: torch.FloatTensor | None = None, labels: torch.LongTensor | None = None, **kwargs
+    ) -> ImageClassifierOutput:
+        _check_pixel_values(pixel_values, self.config.vision_config.num_channels)
+        outputs = self.vision_model(pixel_values=pixel_values, return_dict=True, **kwargs)
+        image_embeds = self.visual_projection(_pool_image(self.config.vision_config.model_type, outputs))
+        image_embeds = nn.functional.normalize(image_embeds, dim=-1)
+        logits = self.classifier(self.get_logit_scale() * image_embeds)
+        loss = None
+        if labels is not None:
+            if labels.ndim != 1 or labels.shape[0] != pixel_values.shape[0]:
+                raise ValueError(
+                    f"labels must have shape ({pixel_values.shape[0]},), got {tuple(labels.shape)}."
+                )
+            loss = nn.functional.cross_entropy(logits.float(), labels)
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+
+
+UniCLModel.register_for_auto_class("AutoModel")
+UniCLForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+
+__all__ = ["UniCLForImageClassification", "UniCLModel", "UniCLOutput", "UniCLPreTrainedModel"]

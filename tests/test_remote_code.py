@@ -39,6 +39,7 @@ def test_saved_folder_has_code_and_auto_map(saved_folder):
         "AutoConfig": "configuration_unicl.UniCLConfig",
         "AutoModel": "modeling_unicl.UniCLModel",
         "AutoModelForZeroShotImageClassification": "modeling_unicl.UniCLModel",
+        "AutoModelForImageClassification": "modeling_unicl.UniCLForImageClassification",
     }
     processor_config = json.loads((saved_folder / "processor_config.json").read_text())
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_unicl.UniCLProcessor"

@@ -1,0 +1,224 @@
+"""UniCLTrainer: `transformers.Trainer` for UniCL pre-training and fine-tuning.
+
+* Loss: `compute_loss` calls the model with `labels` (and `return_loss=True`), so `UniCLModel.forward` computes
+  `unicl_loss`, which all-gathers features and labels across ranks whenever `torch.distributed` is initialised:
+  under DDP every rank runs the forward on its own batch and the loss sees the global batch.
+* Logs: `loss` (the Trainer's) plus `logit_scale`, the mean temperature multiplier `exp(t)` (clamped) since the last
+  log.
+* Data: given a `UniCLTrainingDataset` (see `data_unicl.build_training_dataset`), the trainer uses its sampler (the
+  mixing mode's batches, seeded per epoch) and a `UniCLCollator`; `remove_unused_columns` is forced off and
+  `label_names` is `["labels"]`, so the defaults just work. The order and each sample's randomness depend on
+  (seed, epoch, row) only, so `resume_from_checkpoint` continues exactly where the interrupted run was.
+* Evaluation: `evaluate()` reports the eval loss when an `eval_dataset` is given, and zero-shot
+  `eval_zero_shot_top1` / `eval_zero_shot_top5` (class-name prompts) when a `zero_shot_eval_dataset` is given.
+* Saving: `save_model` / `push_to_hub` write the model with `save_pretrained` (weights, config with `auto_map`, the
+  modeling code) and the processor (`processing_class`, or the training dataset's processor when none is given).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy
+
+from .data_unicl import UniCLCollator, UniCLTrainingDataset, build_training_dataset, validate_image_label_dataset
+from .prompt_templates import IMAGENET_TEMPLATES, check_templates
+from .zero_shot_unicl import ZeroShotClassifier, zero_shot_counts
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["UniCLTrainer", "build_training_dataset"]
+
+
+class _SamplerEpochCallback(TrainerCallback):
+    """Sets the UniCL sampler's epoch at every epoch start. accelerate forwards `set_epoch` to a sampler two wrappers
+    deep only; a resumed DDP run wraps it three deep (skip + shard + batch), so the trainer sets it itself."""
+
+    def __init__(self, trainer: "UniCLTrainer"):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        sampler = self.trainer._unicl_sampler
+        if sampler is not None:
+            sampler.set_epoch(int(state.epoch or 0))
+
+
+class UniCLTrainer(Trainer):
+    """`transformers.Trainer` for `UniCLModel` (see the module docstring).
+
+    Extra keyword arguments:
+        zero_shot_eval_dataset: an image-label `datasets.Dataset` evaluated zero-shot by `evaluate()`.
+        zero_shot_class_names: its class names, if its label column is not a `ClassLabel`.
+        zero_shot_image_column, zero_shot_label_column: its column names ("image", "label").
+        zero_shot_templates: prompt templates of the class embeddings (the 80 ImageNet templates).
+        zero_shot_batch_size: image batch size of the zero-shot evaluation (default: `per_device_eval_batch_size`).
+    """
+
+    # compute_loss returns a per-batch mean: the Trainer divides it by the gradient accumulation steps
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model=None,
+        args: TrainingArguments | None = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        *,
+        zero_shot_eval_dataset=None,
+        zero_shot_class_names: Sequence[str] | None = None,
+        zero_shot_image_column: str = "image",
+        zero_shot_label_column: str = "label",
+        zero_shot_templates: Sequence[str] = IMAGENET_TEMPLATES,
+        zero_shot_batch_size: int | None = None,
+        **kwargs,
+    ):
+        if processing_class is None:
+            for dataset in (train_dataset, eval_dataset):
+                if isinstance(dataset, UniCLTrainingDataset):
+                    processing_class = dataset.processor
+                    break
+        if data_collator is None and processing_class is not None:
+            data_collator = UniCLCollator(processing_class)
+
+        self.zero_shot_eval_dataset = zero_shot_eval_dataset
+        self.zero_shot_image_column = zero_shot_image_column
+        self.zero_shot_label_column = zero_shot_label_column
+        self.zero_shot_templates = check_templates(zero_shot_templates)
+        self.zero_shot_batch_size = zero_shot_batch_size
+        self.zero_shot_class_names = None
+        if zero_shot_eval_dataset is not None:
+            # fail before training, not at the first evaluation
+            self.zero_shot_class_names = validate_image_label_dataset(
+                zero_shot_eval_dataset, zero_shot_image_column, zero_shot_label_column, zero_shot_class_names
+            )
+            if processing_class is None or not hasattr(processing_class, "tokenizer"):
+                raise ValueError(
+                    "Zero-shot evaluation needs a processor with a tokenizer and an image processor: pass "
+                    "processing_class=UniCLProcessor(...)."
+                )
+
+        # The Trainer refuses eval_strategy != "no" without an eval_dataset; a zero-shot dataset is one too.
+        restore_strategy = None
+        if (
+            args is not None
+            and eval_dataset is None
+            and zero_shot_eval_dataset is not None
+            and args.eval_strategy not in (None, IntervalStrategy.NO, "no")
+        ):
+            restore_strategy, args.eval_strategy = args.eval_strategy, IntervalStrategy.NO
+        try:
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                **kwargs,
+            )
+        finally:
+            if restore_strategy is not None:
+                args.eval_strategy = restore_strategy
+
+        if self.args.remove_unused_columns:
+            logger.info("UniCLTrainer: setting remove_unused_columns=False (samples carry 'text', tokenized by the collator).")
+            self.args.remove_unused_columns = False
+        if self.args.label_names is None:
+            self.label_names = ["labels"]
+        # UniCLModel.forward takes **kwargs (for the towers), which the Trainer would read as "accepts
+        # num_items_in_batch"; the UniCL loss is a per-batch mean and takes no such argument.
+        self.model_accepts_loss_kwargs = False
+
+        self._unicl_sampler = None
+        self._logit_scale_sum = None
+        self._logit_scale_count = 0
+        self.add_callback(_SamplerEpochCallback(self))
+
+    # ------------------------------------------------------------------------------------------------- data
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if isinstance(dataset, UniCLTrainingDataset):
+            self._unicl_sampler = dataset.get_sampler(batch_size=self._train_batch_size, shuffle=True)
+            return self._unicl_sampler
+        return super()._get_train_sampler(train_dataset)
+
+    # ------------------------------------------------------------------------------------------------- loss
+    def compute_loss(
+        self,
+        model,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        """The unified contrastive loss of the batch, computed (and all-gathered across ranks) by the model.
+
+        `labels` go to the model, which calls `unicl_loss` with the distributed gather; without labels the model
+        falls back to CLIP's loss. `num_items_in_batch` is not used: the loss is a mean over the global batch."""
+        inputs = dict(inputs)
+        inputs["return_loss"] = True
+        outputs = model(**inputs)
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+        if loss is None:
+            raise ValueError(f"The model returned no loss; the inputs were {sorted(inputs)}.")
+        if model.training:
+            scale = outputs["logit_scale"] if isinstance(outputs, dict) else None
+            if scale is not None:
+                scale = scale.detach().float()
+                self._logit_scale_sum = scale if self._logit_scale_sum is None else self._logit_scale_sum + scale
+                self._logit_scale_count += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds `logit_scale` (mean temperature multiplier since the last log) to the training logs."""
+        if "loss" in logs and self._logit_scale_count:
+            logs["logit_scale"] = float(self._logit_scale_sum.item()) / self._logit_scale_count
+            self._logit_scale_sum, self._logit_scale_count = None, 0
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------------------------------- evaluation
+    def evaluate(
+        self,
+        eval_dataset=None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Eval loss on `eval_dataset` (when there is one) and zero-shot top-1/top-5 on `zero_shot_eval_dataset`
+        (when there is one), as `{prefix}_zero_shot_top1` / `{prefix}_zero_shot_top5`."""
+        metrics: dict[str, float] = {}
+        if eval_dataset is not None or self.eval_dataset is not None:
+            metrics.update(super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix))
+        if self.zero_shot_eval_dataset is not None:
+            zero_shot = self.zero_shot_evaluate(metric_key_prefix=metric_key_prefix)
+            self.log(dict(zero_shot))
+            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, zero_shot)
+            metrics.update(zero_shot)
+        if not metrics:
+            raise ValueError("Nothing to evaluate: give an eval_dataset and/or a zero_shot_eval_dataset.")
+        return metrics
+
+    def zero_shot_evaluate(self, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Zero-shot accuracy on `zero_shot_eval_dataset` (each rank a contiguous shard, counts summed)."""
+        model = self.accelerator.unwrap_model(self.model)
+        classifier = ZeroShotClassifier(model, self.processing_class, self.zero_shot_class_names, self.zero_shot_templates)
+        dataset = self.zero_shot_eval_dataset
+        world_size, rank = self.args.world_size, self.args.process_index
+        if world_size > 1:
+            dataset = dataset.shard(num_shards=world_size, index=rank, contiguous=True)
+        batch_size = self.zero_shot_batch_size or self.args.per_device_eval_batch_size
+        correct, num_samples = zero_shot_counts(
+            classifier, dataset, self.zero_shot_image_column, self.zero_shot_label_column, batch_size, ks=(1, 5)
+        )
+        counts = torch.tensor([correct[1], correct[5], num_samples], dtype=torch.float64, device=self.args.device)
+        if world_size > 1:
+            counts = self.accelerator.reduce(counts, reduction="sum")
+        top1, top5, total = counts.tolist()
+        return {
+            f"{metric_key_prefix}_zero_shot_top1": top1 / total,
+            f"{metric_key_prefix}_zero_shot_top5": top5 / total,
+            f"{metric_key_prefix}_zero_shot_num_samples": int(total),
+        }

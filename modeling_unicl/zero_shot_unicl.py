@@ -1,0 +1,207 @@
+"""Zero-shot classification with a UniCL model: class names x prompt templates -> one text embedding per class.
+
+The class matrix is computed once (`build_class_embeddings`: every prompt embedded and L2-normalised, the mean
+over a class's templates renormalised, as CLIP's and UniCL's prompt ensembles); classifying a batch of images is
+then one image forward and one matmul, scaled by the model's (clamped) logit scale.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .data_unicl import load_image, to_rgb, validate_image_label_dataset
+from .prompt_templates import IMAGENET_TEMPLATES, check_templates
+
+__all__ = ["ZeroShotClassifier", "build_class_embeddings", "evaluate_zero_shot", "topk_accuracy"]
+
+
+def _tokenizer_of(processor_or_tokenizer):
+    return getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
+
+
+def _model_device(model) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover - a model without parameters
+        return torch.device("cpu")
+
+
+class _EvalMode:
+    """Puts a module in eval mode for the block and restores its previous mode."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was_training)
+
+
+def build_class_embeddings(
+    model,
+    tokenizer,
+    class_names: Sequence[str],
+    templates: Sequence[str] = IMAGENET_TEMPLATES,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """(num_classes, projection_dim) L2-normalised class embeddings from prompt ensembles.
+
+    All `len(class_names) * len(templates)` prompts go through the text tower in batches of `batch_size` under
+    `torch.inference_mode` (model in eval mode); each prompt embedding is L2-normalised, averaged over the templates
+    of its class and the mean is renormalised. `tokenizer` may be a processor with a `.tokenizer`."""
+    class_names = list(class_names)
+    if not class_names:
+        raise ValueError("class_names is empty: zero-shot classification needs at least one class.")
+    bad = [name for name in class_names if not isinstance(name, str) or not name.strip()]
+    if bad:
+        raise ValueError(f"Class names must be non-empty strings, got {bad[:5]!r}.")
+    templates = check_templates(templates)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+    tokenizer = _tokenizer_of(tokenizer)
+    max_length = getattr(tokenizer, "model_max_length", None)
+    max_length = max_length if isinstance(max_length, int) and 0 < max_length <= 4096 else 77
+    prompts = [template.format(name) for name in class_names for template in templates]
+    device = _model_device(model)
+    chunks = []
+    with _EvalMode(model), torch.inference_mode():
+        for start in range(0, len(prompts), batch_size):
+            tokens = tokenizer(
+                prompts[start : start + batch_size],
+                padding="longest",
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            features = model.get_text_features(
+                input_ids=tokens["input_ids"].to(device), attention_mask=tokens["attention_mask"].to(device)
+            ).pooler_output
+            chunks.append(F.normalize(features.float(), dim=-1))
+    embeddings = torch.cat(chunks).reshape(len(class_names), len(templates), -1).mean(dim=1)
+    return F.normalize(embeddings, dim=-1)
+
+
+class ZeroShotClassifier:
+    """Zero-shot classifier over `class_names`: the text side is computed once, at construction.
+
+    `logits(pixel_values)` = `logit_scale * normalize(image_features) @ class_embeddings.T`, shape
+    (batch, num_classes); one image forward, no text forward."""
+
+    def __init__(
+        self,
+        model,
+        processor,
+        class_names: Sequence[str],
+        templates: Sequence[str] = IMAGENET_TEMPLATES,
+        batch_size: int = 256,
+    ):
+        self.model = model
+        self.processor = processor
+        self.class_names = list(class_names)
+        self.templates = check_templates(templates)
+        self.class_embeddings = build_class_embeddings(model, processor, self.class_names, self.templates, batch_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        device = _model_device(model)
+        with _EvalMode(model), torch.inference_mode():
+            features = model.get_image_features(pixel_values=pixel_values.to(device)).pooler_output
+            image_embeds = F.normalize(features.float(), dim=-1)
+            scale = model.get_logit_scale().float() if hasattr(model, "get_logit_scale") else 1.0
+            class_embeddings = self.class_embeddings.to(image_embeds.device)
+            return scale * image_embeds @ class_embeddings.t()
+
+    __call__ = logits
+
+    def predict(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Class index per image."""
+        return self.logits(pixel_values).argmax(dim=-1)
+
+    def pixel_values(self, images) -> torch.Tensor:
+        """Images (PIL, any mode) -> pixel_values with the processor's evaluation transform."""
+        images = [to_rgb(load_image(image)) for image in images]
+        return self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+
+
+def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> dict[int, int]:
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be (num_samples, num_classes), got shape {tuple(logits.shape)}.")
+    labels = torch.as_tensor(labels, device=logits.device).long().reshape(-1)
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"{logits.shape[0]} rows of logits but {labels.shape[0]} labels.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+        raise ValueError(
+            f"labels must lie in 0..{logits.shape[1] - 1} (the logits have {logits.shape[1]} classes), got "
+            f"{int(labels.min())}..{int(labels.max())}."
+        )
+    ks = [int(k) for k in ks]
+    if any(k < 1 for k in ks):
+        raise ValueError(f"k must be >= 1, got {ks}.")
+    max_k = min(max(ks), logits.shape[1])
+    top = logits.topk(max_k, dim=-1).indices  # (N, max_k), sorted by score
+    hits = top == labels[:, None]
+    return {k: int(hits[:, : min(k, logits.shape[1])].any(dim=-1).sum()) for k in ks}
+
+
+def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """`{"top1": ..., "top5": ...}`: the mean over samples of "the label is among the k highest logits" (for k=1
+    the accuracy of `evaluate`'s "accuracy" metric on the argmax). k larger than the number of classes is clipped
+    to it (so it is 1.0)."""
+    if logits.shape[0] == 0:
+        raise ValueError("topk_accuracy got no samples.")
+    correct = _topk_correct(logits, labels, ks)
+    return {f"top{k}": correct[k] / logits.shape[0] for k in correct}
+
+
+def zero_shot_counts(
+    classifier: ZeroShotClassifier,
+    dataset,
+    image_column: str = "image",
+    label_column: str = "label",
+    batch_size: int = 64,
+    ks: Sequence[int] = (1, 5),
+) -> tuple[dict[int, int], int]:
+    """Correct predictions per k and the number of samples of `dataset` (decoded batch by batch, never all at once)."""
+    totals = {int(k): 0 for k in ks}
+    num_samples = 0
+    columns = dataset.select_columns([image_column, label_column]).with_format(None)
+    for start in range(0, len(columns), batch_size):
+        batch = columns[start : start + batch_size]
+        pixel_values = classifier.pixel_values(batch[image_column])
+        labels = torch.as_tensor(batch[label_column], dtype=torch.long)
+        logits = classifier.logits(pixel_values)
+        for k, value in _topk_correct(logits, labels, ks).items():
+            totals[k] += value
+        num_samples += labels.shape[0]
+    return totals, num_samples
+
+
+def evaluate_zero_shot(
+    model,
+    processor,
+    dataset,
+    image_column: str = "image",
+    label_column: str = "label",
+    class_names: Sequence[str] | None = None,
+    templates: Sequence[str] = IMAGENET_TEMPLATES,
+    batch_size: int = 64,
+    text_batch_size: int = 256,
+) -> dict[str, float]:
+    """Zero-shot top-1 / top-5 accuracy of `model` on an image-label `datasets.Dataset`.
+
+    Class names come from the label column's `ClassLabel` feature unless `class_names` is given. Returns
+    `{"top1": ..., "top5": ..., "num_samples": ...}`."""
+    names = validate_image_label_dataset(dataset, image_column, label_column, class_names)
+    classifier = ZeroShotClassifier(model, processor, names, templates, batch_size=text_batch_size)
+    correct, num_samples = zero_shot_counts(classifier, dataset, image_column, label_column, batch_size)
+    return {"top1": correct[1] / num_samples, "top5": correct[5] / num_samples, "num_samples": num_samples}
