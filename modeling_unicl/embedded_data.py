@@ -394,7 +394,7 @@ def build_embedded_datasets(
         pool = caption_pool[c]
         return int(pool[rng.integers(len(pool))])
 
-    first_classes = np.concatenate([rng.permutation(n_cls) for _ in range(-(-num_caption_train // n_cls))])
+    first_classes = np.concatenate([rng.permutation(n_cls) for _ in range(-(-num_caption_train // n_cls))] + [[]])
     caption_images, captions, caption_info = [], [], []
     for i in range(num_caption_train):
         c1 = int(first_classes[i])

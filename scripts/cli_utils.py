@@ -1,0 +1,91 @@
+"""What the command-line scripts share: loading datasets and models named on the command line, and failing early.
+
+Every check here runs before a script creates or writes anything, and a bad argument ends the script with exit
+code 2 and one line naming the argument (`UsageError`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+class UsageError(Exception):
+    """A bad command-line argument: printed as one line, exit code 2."""
+
+
+def exit_on_usage_error(main):
+    """Decorator for a script's `main`: turns `UsageError` / `ValueError` raised before training into exit code 2."""
+
+    def wrapped(argv=None):
+        try:
+            return main(argv)
+        except (UsageError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+
+    wrapped.__name__ = main.__name__
+    wrapped.__doc__ = main.__doc__
+    return wrapped
+
+
+def load_dataset_argument(spec: str, split: str, argument: str):
+    """A dataset named on the command line: a folder written by `Dataset.save_to_disk`, an `imagefolder` directory,
+    or a `datasets` Hub name (optionally `name:config`)."""
+    import datasets
+
+    path = Path(spec).expanduser()
+    looks_local = path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    if looks_local:
+        if not path.exists():
+            raise UsageError(f"{argument}: dataset path {spec!r} does not exist.")
+        if (path / "dataset_info.json").is_file() or (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+            loaded = datasets.load_from_disk(str(path))
+        elif path.is_dir():
+            loaded = datasets.load_dataset("imagefolder", data_dir=str(path))
+        else:
+            raise UsageError(f"{argument}: {spec!r} is neither a saved dataset folder nor an image folder.")
+    else:
+        name, _, config = spec.partition(":")
+        try:
+            loaded = datasets.load_dataset(name, config or None, split=split)
+        except Exception as error:  # noqa: BLE001 - offline or unknown name: one clear line
+            raise UsageError(f"{argument}: cannot load dataset {spec!r} ({type(error).__name__}: {error}).") from error
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise UsageError(f"{argument}: {spec!r} has splits {list(loaded)}, not {split!r}.")
+        loaded = loaded[split]
+    if len(loaded) == 0:
+        raise UsageError(f"{argument}: dataset {spec!r} (split {split!r}) is empty.")
+    return loaded
+
+
+def check_unicl_folder(name_or_path: str, argument: str) -> None:
+    """Fails early when a local folder is not a saved UniCL model (Hub ids are checked by `from_pretrained`)."""
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+            raise UsageError(f"{argument}: model folder {name_or_path!r} does not exist.")
+        return
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise UsageError(f"{argument}: {name_or_path!r} has no config.json; it is not a saved model folder.")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{argument}: {config_file} is not valid JSON ({error}).") from error
+    if model_type != "unicl":
+        raise UsageError(f"{argument}: {name_or_path!r} is a {model_type!r} model, not a UniCL model.")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    def cell(value):
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
