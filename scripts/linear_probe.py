@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Linear probe of a UniCL model: logistic regression on frozen image embeddings, L2 strength picked on a validation
+split, top-1 on the test split.
+
+    python scripts/linear_probe.py MODEL --dataset DATASET [--train_split train] [--test_split test]
+        [--validation_fraction 0.2] [--image_column image] [--label_column label] [--json out.json]
+    python scripts/linear_probe.py MODEL --embedded      # the embedded animal silhouettes, all 10 classes
+
+The validation split is a seeded random `--validation_fraction` of the train split (or `--validation_split`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cli_utils import UsageError, check_unicl_folder, exit_on_usage_error, load_dataset_argument, markdown_table
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="saved UniCL folder or Hub id")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="image-label dataset: save_to_disk folder, imagefolder or Hub name")
+    source.add_argument("--embedded", action="store_true", help="the embedded animal silhouettes")
+    parser.add_argument("--train_split", default="train")
+    parser.add_argument("--validation_split", default=None)
+    parser.add_argument("--test_split", default="test")
+    parser.add_argument("--validation_fraction", type=float, default=0.2)
+    parser.add_argument("--image_column", default="image")
+    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--l2", type=float, nargs="+", default=None, help="regularisation strengths to sweep")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", dest="json_path", default=None)
+    return parser.parse_args(argv)
+
+
+def run_linear_probe(model, processor, train, validation, test, image_column="image", label_column="label",
+                     l2_grid=None, batch_size=64):
+    """Embeds the three splits with the frozen model and fits the probe; returns a `LinearProbeResult`."""
+    import torch
+
+    from modeling_unicl.linear_probe_unicl import DEFAULT_L2_GRID, extract_image_embeddings, linear_probe
+
+    def embed(split):
+        features = extract_image_embeddings(model, processor, split, image_column, batch_size)
+        return features, torch.tensor(split[label_column], dtype=torch.long)
+
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = embed(train), embed(validation), embed(test)
+    num_classes = train.features[label_column].num_classes if hasattr(train.features[label_column], "num_classes") else None
+    return linear_probe(train_x, train_y, val_x, val_y, test_x, test_y, num_classes=num_classes,
+                        l2_grid=l2_grid or DEFAULT_L2_GRID)
+
+
+@exit_on_usage_error
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    check_unicl_folder(args.model, "MODEL")
+    if not 0.0 < args.validation_fraction < 1.0:
+        raise UsageError(f"--validation_fraction must be between 0 and 1, got {args.validation_fraction}.")
+    from modeling_unicl import UniCLModel, UniCLProcessor
+
+    if args.embedded:
+        from modeling_unicl.embedded_data import build_embedded_datasets
+
+        model = UniCLModel.from_pretrained(args.model).eval()
+        data = build_embedded_datasets(seed=args.seed, image_size=int(model.config.vision_config.image_size))
+        # probe on all 10 classes: labelled images of the seen classes plus centred eval-style images
+        split = data.eval_all.train_test_split(test_size=0.5, seed=args.seed, stratify_by_column=args.label_column)
+        train_full, test = split["train"], split["test"]
+    else:
+        train_full = load_dataset_argument(args.dataset, args.train_split, "--dataset")
+        test = load_dataset_argument(args.dataset, args.test_split, "--dataset")
+        model = UniCLModel.from_pretrained(args.model).eval()
+    if args.validation_split and not args.embedded:
+        train, validation = train_full, load_dataset_argument(args.dataset, args.validation_split, "--dataset")
+    else:
+        parts = train_full.train_test_split(test_size=args.validation_fraction, seed=args.seed)
+        train, validation = parts["train"], parts["test"]
+    processor = UniCLProcessor.from_pretrained(args.model)
+    result = run_linear_probe(model, processor, train, validation, test, args.image_column, args.label_column,
+                              args.l2, args.batch_size)
+    rows = [[f"{l2:g}", acc] for l2, acc in result.sweep.items()]
+    print(markdown_table(["L2", "validation top-1"], rows))
+    print(f"\nbest L2 {result.l2:g}: validation top-1 {result.validation_accuracy:.4f}, "
+          f"test top-1 {result.test_accuracy:.4f} ({len(test)} images)")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({
+            "model": args.model, "l2": result.l2, "validation_top1": result.validation_accuracy,
+            "test_top1": result.test_accuracy, "sweep": result.sweep,
+        }, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
