@@ -68,6 +68,10 @@ class UniCLConfig(PreTrainedConfig):
             Dimension of the shared image-text embedding space.
         logit_scale_init_value (`float`, *optional*, defaults to 2.6592):
             Initial value of the log temperature multiplier (`log(1 / 0.07)`, as CLIP).
+        text_embedding_cache_size (`int`, *optional*, defaults to 32):
+            How many token batches `UniCLModel` keeps the text features of during inference (no gradients), so that
+            the zero-shot pipeline encodes its candidate labels once; 0 disables. Entries are tied to the exact
+            text-tower weights that computed them.
         logit_scale_max (`float`, *optional*, defaults to 100.0):
             Upper bound of `exp(logit_scale)`. CLIP's bound: larger multipliers make the softmax so sharp that
             training becomes unstable.
@@ -95,12 +99,17 @@ class UniCLConfig(PreTrainedConfig):
     logit_scale_init_value: float | int = 2.6592
     logit_scale_max: float | int = 100.0
     initializer_factor: float | int = 1.0
+    text_embedding_cache_size: int = 32
 
     def __post_init__(self, **kwargs):
         self.vision_config = _with_unicl_defaults(self.vision_config, UNICL_SWIN_TINY_VISION_CONFIG)
         self.text_config = _with_unicl_defaults(self.text_config, UNICL_TEXT_CONFIG)
         if isinstance(self.projection_dim, bool) or not isinstance(self.projection_dim, int) or self.projection_dim <= 0:
             raise ValueError(f"UniCLConfig.projection_dim must be a positive integer, got {self.projection_dim!r}.")
+        if self.text_embedding_cache_size < 0:
+            raise ValueError(
+                f"UniCLConfig.text_embedding_cache_size must be >= 0, got {self.text_embedding_cache_size!r}."
+            )
         if self.logit_scale_max <= 1.0:
             raise ValueError(f"UniCLConfig.logit_scale_max must be > 1, got {self.logit_scale_max!r}.")
         for name, supported in (

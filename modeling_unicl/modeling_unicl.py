@@ -5,7 +5,9 @@ BertModel, RobertaModel); this file only adds UniCL's pooling rule per tower fam
 the clamped temperature and the unified contrastive loss.
 """
 
+import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +113,47 @@ def _check_pixel_values(pixel_values, num_channels: int) -> None:
         )
 
 
+class TextEmbeddingCache:
+    """Projected text features of recently seen token batches, valid only for the exact text-tower weights that
+    computed them.
+
+    The zero-shot pipeline calls the model once per image batch with the same candidate-label prompts; this cache
+    makes every call after the first cost no text forward. An entry's key holds every text-side parameter's storage
+    pointer and in-place version counter, so an optimizer step, `load_state_dict`, `.to()` or a replaced module
+    invalidates it: a stale entry can never be returned."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: OrderedDict = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(parameters, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> tuple:
+        weights = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters)
+        tokens = hashlib.sha1(input_ids.detach().cpu().numpy().tobytes()).hexdigest()
+        mask = None if attention_mask is None else hashlib.sha1(attention_mask.detach().cpu().numpy().tobytes()).hexdigest()
+        return weights, tuple(input_ids.shape), str(input_ids.dtype), tokens, mask
+
+    def get(self, key) -> torch.Tensor | None:
+        value = self._entries.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key, value: torch.Tensor) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class UniCLPreTrainedModel(PreTrainedModel):
     config: UniCLConfig
     base_model_prefix = "unicl"
@@ -170,6 +213,7 @@ class UniCLModel(UniCLPreTrainedModel):
         self.visual_projection = nn.Linear(image_feature_dim(vision_config), config.projection_dim, bias=False)
         self.text_projection = nn.Linear(text_config.hidden_size, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.text_embedding_cache = TextEmbeddingCache(config.text_embedding_cache_size)
         self.post_init()
 
     # ----------------------------------------------------------------------------------------------- checks
@@ -190,6 +234,22 @@ class UniCLModel(UniCLPreTrainedModel):
             )
 
     # --------------------------------------------------------------------------------------------- features
+    def _text_features_maybe_cached(self, input_ids, attention_mask, **kwargs) -> BaseModelOutputWithPooling:
+        """`get_text_features`, served from `text_embedding_cache` when nothing needs gradients or tower internals
+        (inference: the zero-shot pipeline, evaluation). A cached result has only `pooler_output`."""
+        cache = self.text_embedding_cache
+        if cache.max_entries <= 0 or torch.is_grad_enabled() or kwargs:
+            return self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        self._check_input_ids(input_ids, attention_mask)
+        text_parameters = [*self.text_model.parameters(), *self.text_projection.parameters()]
+        key = cache.key(text_parameters, input_ids, attention_mask)
+        cached = cache.get(key)
+        if cached is not None:
+            return BaseModelOutputWithPooling(pooler_output=cached)
+        outputs = self.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+        cache.put(key, outputs.pooler_output.detach())
+        return outputs
+
     def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         """Runs the image tower; `pooler_output` of the result is the projected, unnormalised image feature."""
         _check_pixel_values(pixel_values, self.config.vision_config.num_channels)
@@ -249,7 +309,7 @@ class UniCLModel(UniCLPreTrainedModel):
                 )
 
         vision_outputs = self.get_image_features(pixel_values=pixel_values, **kwargs)
-        text_outputs = self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        text_outputs = self._text_features_maybe_cached(input_ids, attention_mask, **kwargs)
         image_embeds = nn.functional.normalize(vision_outputs.pooler_output, dim=-1)
         text_embeds = nn.functional.normalize(text_outputs.pooler_output, dim=-1)
 
