@@ -407,7 +407,7 @@ def _image_feature_ok(dataset, column: str):
 
 
 def _normalise_source(dataset, image_column: str, text_column: str, labels: np.ndarray, uids: np.ndarray, is_caption):
-    """The common schema of every source: unicl_image (Image), unicl_caption (string or None), unicl_label, unicl_uid."""
+    """The common schema of every source: unicl_image (Image), unicl_caption (str or None), unicl_label, unicl_uid."""
     dataset = dataset.select_columns([image_column, text_column])
     dataset = _image_feature_ok(dataset, image_column).rename_column(image_column, _IMAGE)
     if is_caption:
@@ -481,6 +481,11 @@ class UniCLTrainingDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.hf_dataset)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_permutations"] = OrderedDict()  # order caches stay in the sampler's process, not in workers
+        return state
 
     def __repr__(self) -> str:
         return (
@@ -657,10 +662,14 @@ def build_training_dataset(
 
     label_sources = []
     for item in _as_list(image_label_datasets):
-        label_sources.append(item if isinstance(item, ImageLabelSource) else ImageLabelSource(item, image_column, label_column))
+        if not isinstance(item, ImageLabelSource):
+            item = ImageLabelSource(item, image_column, label_column)
+        label_sources.append(item)
     caption_sources = []
     for item in _as_list(image_text_datasets):
-        caption_sources.append(item if isinstance(item, ImageTextSource) else ImageTextSource(item, image_column, caption_column))
+        if not isinstance(item, ImageTextSource):
+            item = ImageTextSource(item, image_column, caption_column)
+        caption_sources.append(item)
     if not label_sources and not caption_sources:
         raise ValueError("No data: give at least one image-label or image-text dataset.")
     if class_names is not None:
@@ -688,7 +697,8 @@ def build_training_dataset(
     num_sources = len(label_sources) + len(caption_sources)
     if probabilities is not None:
         probabilities = [float(p) for p in probabilities]
-        if len(probabilities) != num_sources or any(p < 0 for p in probabilities) or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6):
+        valid = len(probabilities) == num_sources and all(p >= 0 for p in probabilities)
+        if not valid or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6):
             raise ValueError(
                 f"probabilities must be {num_sources} non-negative numbers (one per source, image-label sources "
                 f"first) summing to 1, got {probabilities!r}."
@@ -706,7 +716,8 @@ def build_training_dataset(
     for source in caption_sources:
         n = len(source.dataset)
         uids = np.arange(uid_offset, uid_offset + n, dtype=np.int64)
-        parts.append(_normalise_source(source.dataset, source.image_column, source.caption_column, -(1 + uids), uids, True))
+        labels = -(1 + uids)
+        parts.append(_normalise_source(source.dataset, source.image_column, source.caption_column, labels, uids, True))
         uid_offset += n
     num_caption_rows = uid_offset - num_label_rows
 
@@ -762,10 +773,11 @@ class UniCLCollator:
             raise ValueError("UniCLCollator got an empty batch.")
         batch: dict[str, torch.Tensor] = {}
         if all("pixel_values" in f for f in features):
-            batch["pixel_values"] = torch.stack([torch.as_tensor(f["pixel_values"], dtype=torch.float32) for f in features])
+            pixel_values = [torch.as_tensor(f["pixel_values"], dtype=torch.float32) for f in features]
+            batch["pixel_values"] = torch.stack(pixel_values)
         elif all("image" in f for f in features):
             if self.image_processor is None:
-                raise ValueError("Samples carry PIL images but the collator has no image processor: pass a UniCLProcessor.")
+                raise ValueError("Samples carry images but the collator has no image processor: pass a UniCLProcessor.")
             images = [to_rgb(load_image(f["image"])) for f in features]
             batch["pixel_values"] = self.image_processor(images, return_tensors="pt")["pixel_values"]
         else:

@@ -9,6 +9,10 @@
   mixing mode's batches, seeded per epoch) and a `UniCLCollator`; `remove_unused_columns` is forced off and
   `label_names` is `["labels"]`, so the defaults just work. The order and each sample's randomness depend on
   (seed, epoch, row) only, so `resume_from_checkpoint` continues exactly where the interrupted run was.
+* Checkpoints: resuming (and `load_best_model_at_end`) loads the weights with `from_pretrained`'s key conversion.
+  transformers 5.x saves e.g. Swin weights under their legacy names (`attention.self.query`) and converts them on
+  `from_pretrained`, but the stock Trainer resumes with a plain non-strict `load_state_dict`, which silently
+  skips every renamed tensor (the image tower restarts from its initialisation).
 * Evaluation: `evaluate()` reports the eval loss when an `eval_dataset` is given, and zero-shot
   `eval_zero_shot_top1` / `eval_zero_shot_top5` (class-name prompts) when a `zero_shot_eval_dataset` is given.
 * Saving: `save_model` / `push_to_hub` write the model with `save_pretrained` (weights, config with `auto_map`, the
@@ -18,10 +22,11 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Sequence
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy
 
 from .data_unicl import UniCLCollator, UniCLTrainingDataset, build_training_dataset, validate_image_label_dataset
@@ -34,8 +39,8 @@ __all__ = ["UniCLTrainer", "build_training_dataset"]
 
 
 class _SamplerEpochCallback(TrainerCallback):
-    """Sets the UniCL sampler's epoch at every epoch start. accelerate forwards `set_epoch` to a sampler two wrappers
-    deep only; a resumed DDP run wraps it three deep (skip + shard + batch), so the trainer sets it itself."""
+    """Sets the UniCL sampler's epoch at every epoch start, whatever accelerate wraps it in (batch, shard and skip
+    samplers on a resumed DDP run); accelerate's own `set_epoch` forwarding only looks two wrappers deep."""
 
     def __init__(self, trainer: "UniCLTrainer"):
         self.trainer = trainer
@@ -43,7 +48,7 @@ class _SamplerEpochCallback(TrainerCallback):
     def on_epoch_begin(self, args, state, control, **kwargs):
         sampler = self.trainer._unicl_sampler
         if sampler is not None:
-            sampler.set_epoch(int(state.epoch or 0))
+            sampler.set_epoch(math.floor((state.epoch or 0) + 1e-6))  # state.epoch is epoch + fraction done
 
 
 class UniCLTrainer(Trainer):
@@ -126,7 +131,7 @@ class UniCLTrainer(Trainer):
                 args.eval_strategy = restore_strategy
 
         if self.args.remove_unused_columns:
-            logger.info("UniCLTrainer: setting remove_unused_columns=False (samples carry 'text', tokenized by the collator).")
+            logger.info("UniCLTrainer: remove_unused_columns=False (samples carry 'text', tokenized by the collator).")
             self.args.remove_unused_columns = False
         if self.args.label_names is None:
             self.label_names = ["labels"]
@@ -146,6 +151,35 @@ class UniCLTrainer(Trainer):
             self._unicl_sampler = dataset.get_sampler(batch_size=self._train_batch_size, shuffle=True)
             return self._unicl_sampler
         return super()._get_train_sampler(train_dataset)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def _plain_model(self, model=None):
+        """The unwrapped PreTrainedModel when the weights can be loaded with from_pretrained, else None."""
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or getattr(self, "is_fsdp_xla_enabled", False):
+            return None
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        return unwrapped if isinstance(unwrapped, PreTrainedModel) else None
+
+    @staticmethod
+    def _load_saved_weights(model: PreTrainedModel, folder: str) -> None:
+        """Weights of a `save_pretrained` folder into `model`, through from_pretrained's key conversion; strict."""
+        loaded = type(model).from_pretrained(folder, config=model.config)
+        model.load_state_dict(loaded.state_dict(), strict=True)
+        del loaded
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        plain = self._plain_model(model)
+        if plain is None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        logger.info(f"Loading model weights from {resume_from_checkpoint} (from_pretrained key conversion).")
+        self._load_saved_weights(plain, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        plain = self._plain_model()
+        if plain is None:
+            return super()._load_best_model()
+        logger.info(f"Loading best model from {self.state.best_model_checkpoint} (score: {self.state.best_metric}).")
+        self._load_saved_weights(plain, self.state.best_model_checkpoint)
 
     # ------------------------------------------------------------------------------------------------- loss
     def compute_loss(
@@ -204,7 +238,9 @@ class UniCLTrainer(Trainer):
     def zero_shot_evaluate(self, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Zero-shot accuracy on `zero_shot_eval_dataset` (each rank a contiguous shard, counts summed)."""
         model = self.accelerator.unwrap_model(self.model)
-        classifier = ZeroShotClassifier(model, self.processing_class, self.zero_shot_class_names, self.zero_shot_templates)
+        classifier = ZeroShotClassifier(
+            model, self.processing_class, self.zero_shot_class_names, self.zero_shot_templates
+        )
         dataset = self.zero_shot_eval_dataset
         world_size, rank = self.args.world_size, self.args.process_index
         if world_size > 1:
