@@ -26,6 +26,26 @@ AutoModelForImageClassification.register(UniCLConfig, UniCLForImageClassificatio
 AutoImageProcessor.register(UniCLConfig, image_processor_classes={"pil": UniCLImageProcessor}, exist_ok=True)
 AutoProcessor.register(UniCLConfig, UniCLProcessor, exist_ok=True)
 
+# Lazily imported: they pull in transformers' Trainer / datasets, which a model-only user does not need.
+_LAZY = {
+    "UniCLTrainer": "trainer_unicl",
+    "UniCLCollator": "data_unicl",
+    "build_training_dataset": "data_unicl",
+    "ZeroShotClassifier": "zero_shot_unicl",
+    "build_class_embeddings": "zero_shot_unicl",
+    "evaluate_zero_shot": "zero_shot_unicl",
+    "IMAGENET_TEMPLATES": "prompt_templates",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "UniCLConfig",
     "UniCLForImageClassification",
@@ -38,4 +58,5 @@ __all__ = [
     "clip_loss",
     "gather_features",
     "unicl_loss",
+    *_LAZY,
 ]

@@ -127,8 +127,19 @@ ORIGINAL_MODEL_DEFAULTS: dict[str, Any] = {
 }
 
 # Fields a config file must set itself (the released configs all do; the defaults above are not UniCL's models).
-_REQUIRED_COMMON = ("DIM_PROJECTION", "IMAGE_ENCODER.TYPE", "TEXT_ENCODER.WIDTH", "TEXT_ENCODER.HEADS", "TEXT_ENCODER.LAYERS")
-_REQUIRED_SWIN = ("IMAGE_ENCODER.SWIN.EMBED_DIM", "IMAGE_ENCODER.SWIN.DEPTHS", "IMAGE_ENCODER.SWIN.NUM_HEADS", "IMAGE_ENCODER.SWIN.WINDOW_SIZE")
+_REQUIRED_COMMON = (
+    "DIM_PROJECTION",
+    "IMAGE_ENCODER.TYPE",
+    "TEXT_ENCODER.WIDTH",
+    "TEXT_ENCODER.HEADS",
+    "TEXT_ENCODER.LAYERS",
+)
+_REQUIRED_SWIN = (
+    "IMAGE_ENCODER.SWIN.EMBED_DIM",
+    "IMAGE_ENCODER.SWIN.DEPTHS",
+    "IMAGE_ENCODER.SWIN.NUM_HEADS",
+    "IMAGE_ENCODER.SWIN.WINDOW_SIZE",
+)
 _REQUIRED_FOCAL = (
     "IMAGE_ENCODER.FOCAL.EMBED_DIM",
     "IMAGE_ENCODER.FOCAL.DEPTHS",
@@ -321,8 +332,9 @@ def _validate_model_node(node: dict, source: str) -> None:
 
 # ------------------------------------------------------------------------------------------------------- checkpoint
 _UNSAFE_PICKLE_HINT = (
-    "it holds pickled Python objects besides tensors (e.g. a training checkpoint whose 'config' entry is a yacs "
-    "CfgNode), so it cannot be read with torch.load(weights_only=True). Extract the weights in an environment you "
+    "it holds pickled Python objects besides tensors ({name}; e.g. a training checkpoint whose 'config' entry is a "
+    "yacs CfgNode), so it cannot be read with torch.load(weights_only=True), and the converter never unpickles "
+    "arbitrary objects. Extract the weights in an environment you "
     "trust: torch.save({{'model': torch.load({path!r}, map_location='cpu', weights_only=False)['model']}}, "
     "'model_only.pth'), and convert model_only.pth."
 )
@@ -337,9 +349,15 @@ def load_original_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "weights_only" in str(e).lower():
-            raise ConversionError(f"--checkpoint {path}: " + _UNSAFE_PICKLE_HINT.format(path=str(path))) from None
-        raise ConversionError(f"--checkpoint {path}: not a readable torch checkpoint ({str(e).splitlines()[0]}).") from None
+        message = str(e)
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", message)
+        if unsafe:
+            raise ConversionError(
+                f"--checkpoint {path}: " + _UNSAFE_PICKLE_HINT.format(path=str(path), name=unsafe.group(1))
+            ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
+        reason = detail.group(1).strip() if detail else (message.splitlines() or ["unpickling failed"])[0]
+        raise ConversionError(f"--checkpoint {path}: not a readable torch checkpoint ({reason}).") from None
     except Exception as e:  # noqa: BLE001 - corrupt / foreign files fail in many ways inside torch.load
         reason = (str(e).splitlines() or [""])[0] or type(e).__name__
         raise ConversionError(f"--checkpoint {path}: not a readable torch checkpoint ({reason}).") from None
@@ -467,7 +485,8 @@ def infer_hyperparameters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, A
     # MLP ratio from the first block
     fc1 = sd.get("image_encoder.layers.0.blocks.0.mlp.fc1.weight")
     if fc1 is not None and fc1.ndim == 2 and fc1.shape[1]:
-        found[f"{enc}.MLP_RATIO"] = (fc1.shape[0] / fc1.shape[1], f"image_encoder.layers.0.blocks.0.mlp.fc1.weight {tuple(fc1.shape)}")
+        evidence = f"image_encoder.layers.0.blocks.0.mlp.fc1.weight {tuple(fc1.shape)}"
+        found[f"{enc}.MLP_RATIO"] = (fc1.shape[0] / fc1.shape[1], evidence)
 
     if not is_focal:
         heads, windows = [], []
@@ -503,7 +522,8 @@ def infer_hyperparameters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, A
                 w = math.isqrt(int(value.shape[1]))
                 per_side = math.isqrt(int(value.shape[0]))
                 img = per_side * w * (2**s) * int(stem.shape[-1])
-                found["IMAGE_ENCODER.IMG_SIZE"] = (img, f"{key} {tuple(value.shape)} ({per_side}x{per_side} windows of {w}x{w} at stage {s})")
+                evidence = f"{key} {tuple(value.shape)}: {per_side}x{per_side} windows of {w}x{w} at stage {s}"
+                found["IMAGE_ENCODER.IMG_SIZE"] = (img, evidence)
                 break
         if any(k.startswith("image_encoder.absolute_pos_embed") for k in sd):
             found[f"{enc}.APE"] = (True, "image_encoder.absolute_pos_embed")
@@ -526,10 +546,11 @@ def infer_hyperparameters(state_dict: Mapping[str, torch.Tensor]) -> dict[str, A
             found[f"{enc}.USE_LAYERSCALE"] = (any(k.endswith(".gamma_1") for k in sd), "presence of blocks.<b>.gamma_1")
             found[f"{enc}.USE_POSTLN"] = (any(".modulation.ln." in k for k in sd), "presence of modulation.ln")
         if stem is not None:
-            conv_embed = stem.shape[-1] == 7 and any(
-                k.endswith(".downsample.proj.weight") and sd[k].shape[-1] == 3 for k in sd
-            )
-            found[f"{enc}.USE_CONV_EMBED"] = (bool(conv_embed), f"kernel of image_encoder.patch_embed.proj.weight {tuple(stem.shape)}")
+            downsample_kernels = {int(sd[k].shape[-1]) for k in sd if k.endswith(".downsample.proj.weight")}
+            # USE_CONV_EMBED: 7x7 stem (stride 4) and 3x3 downsampling convs instead of patch-sized ones
+            conv_embed = stem.shape[-1] == 7 and (not downsample_kernels or downsample_kernels == {3})
+            evidence = f"kernel of image_encoder.patch_embed.proj.weight {tuple(stem.shape)}"
+            found[f"{enc}.USE_CONV_EMBED"] = (bool(conv_embed), evidence)
             if not conv_embed:
                 found[f"{enc}.PATCH_SIZE"] = (int(stem.shape[-1]), f"image_encoder.patch_embed.proj.weight {tuple(stem.shape)}")
 
@@ -570,9 +591,11 @@ def check_config_against_weights(node: dict, state_dict: Mapping[str, torch.Tens
         if isinstance(config_value, float) or isinstance(checkpoint_value, float):
             same = math.isclose(float(config_value), float(checkpoint_value), rel_tol=1e-6)
         elif isinstance(config_value, (list, tuple)):
-            same = list(config_value)[: len(checkpoint_value)] == list(checkpoint_value) and len(config_value) >= len(checkpoint_value)
             if field.endswith("DEPTHS"):
                 same = list(config_value) == list(checkpoint_value)
+            else:  # per-stage lists may be longer than the number of stages (the original uses the first ones)
+                same = list(config_value)[: len(checkpoint_value)] == list(checkpoint_value)
+                same = same and len(config_value) >= len(checkpoint_value)
         else:
             same = config_value == checkpoint_value
         if not same:
@@ -616,7 +639,9 @@ def check_config_against_weights(node: dict, state_dict: Mapping[str, torch.Tens
     if state_dict.get("image_projection") is not None and state_dict.get("text_projection") is not None:
         a, b = state_dict["image_projection"], state_dict["text_projection"]
         if a.ndim == 2 and b.ndim == 2 and a.shape[1] != b.shape[1]:
-            problems.append(f"image_projection {tuple(a.shape)} and text_projection {tuple(b.shape)} disagree on the projection dim")
+            problems.append(
+                f"image_projection {tuple(a.shape)} and text_projection {tuple(b.shape)} disagree on the projection dim"
+            )
 
     if kind_cfg == "swin" and kind_cfg == kind_ckpt and "_SWIN_TABLE_WINDOWS" in found and not problems:
         # per-stage window after the original's clamp to the stage resolution
@@ -638,7 +663,8 @@ def check_config_against_weights(node: dict, state_dict: Mapping[str, torch.Tens
     if found.get("IMAGE_ENCODER.SWIN.APE", (False,))[0]:
         problems.append("the checkpoint has an absolute position embedding (APE), which is not supported")
     if problems:
-        raise ConversionError(f"{where}the config does not match the checkpoint's weights:\n  " + "\n  ".join(problems))
+        header = f"{where}the config does not match the checkpoint's weights:"
+        raise ConversionError(header[0].upper() + header[1:] + "\n  " + "\n  ".join(problems))
 
     if kind_cfg == "swin":
         window = node["IMAGE_ENCODER"]["SWIN"]["WINDOW_SIZE"]
@@ -1172,7 +1198,9 @@ def _make_model_card(card_name, checkpoint_path, node, config, config_arg, repo_
 
 # --------------------------------------------------------------------------------------------------- whole pipeline
 def _check_output_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() or out.is_symlink():
+    if out.is_symlink():
+        raise ConversionError(f"--output-dir {out}: is a symbolic link; pass the folder it points to.")
+    if out.exists():
         if not out.is_dir():
             raise ConversionError(f"--output-dir {out}: exists and is not a directory.")
         if any(out.iterdir()) and not overwrite:
@@ -1181,8 +1209,16 @@ def _check_output_dir(out: Path, overwrite: bool) -> None:
 
 def _apply_umask(folder: Path) -> None:
     """mkdtemp (and some writers) create owner-only entries; give the folder the permissions of a normal mkdir."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = None
+    try:  # Linux: read it without changing it (os.umask is process-wide)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    except OSError:
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
     for path in [folder, *folder.rglob("*")]:
         if not path.is_symlink():
             path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)

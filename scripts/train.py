@@ -78,6 +78,10 @@ class DataArguments:
     )
     mixing: str = field(default="batch", metadata={"help": "batch (ratio per batch), interleave or concat."})
     label_fraction: float = field(default=0.5, metadata={"help": "Share of image-label samples per batch (mixing=batch)."})
+    crop_scale_min: float = field(default=0.08, metadata={"help": "Smallest area fraction of the random resized crop."})
+    flip_prob: float = field(
+        default=0.5, metadata={"help": "Horizontal flip probability (0 when captions say left/right)."}
+    )
     zero_shot_eval_dataset: str | None = field(default=None, metadata={"help": "Image-label dataset for zero-shot eval."})
     zero_shot_eval_split: str = field(default="test")
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate each training dataset (debugging)."})
@@ -88,9 +92,12 @@ def embedded_default_argv() -> list[str]:
     return [
         "--config_name", "animals-small",
         "--output_dir", EMBEDDED_OUTPUT_DIR,
-        "--num_train_epochs", "4",
+        "--num_train_epochs", "10",
         "--per_device_train_batch_size", "64",
         "--learning_rate", "1e-3",
+        # mild crops, no flips: captions say "to the left of", "in the top left corner"
+        "--crop_scale_min", "0.6",
+        "--flip_prob", "0",
         "--weight_decay", "0.05",
         "--warmup_steps", "20",
         "--lr_scheduler_type", "cosine",
@@ -194,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         caption_column=data_args.caption_column, class_names=data_args.class_names,
         share_class_names=data_args.share_class_names, mixing=data_args.mixing,
         label_fraction=data_args.label_fraction, seed=training_args.seed, image_size=model_args.image_size,
+        crop_scale=(data_args.crop_scale_min, 1.0), flip_prob=data_args.flip_prob,
     )
     trainer = UniCLTrainer(
         model=model, args=training_args, train_dataset=train_dataset, processing_class=processor,

@@ -1,0 +1,174 @@
+"""The command-line scripts end to end on tiny data, and their bad inputs (exit code 2, nothing written)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT, TINY_CLIP_TEXT, TINY_SWIN, tiny_config, tiny_processor
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image as ImageFeature, Value
+from PIL import Image
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+import linear_probe  # noqa: E402
+import train  # noqa: E402
+import zero_shot_eval  # noqa: E402
+
+from modeling_unicl import UniCLModel  # noqa: E402
+
+CLASSES = ["red", "green", "blue"]
+COLORS = [(220, 30, 30), (30, 200, 30), (30, 30, 220)]
+
+
+def _image(label, rng):
+    canvas = np.full((32, 32, 3), 128, dtype=np.uint8)
+    x, y = rng.integers(0, 16, size=2)
+    canvas[y : y + 16, x : x + 16] = COLORS[label]
+    return Image.fromarray(canvas)
+
+
+def _label_dataset(n, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = [i % 3 for i in range(n)]
+    return Dataset.from_dict(
+        {"image": [_image(l, rng) for l in labels], "label": labels},
+        features=Features({"image": ImageFeature(), "label": ClassLabel(names=CLASSES)}),
+    )
+
+
+def _caption_dataset(n, seed=1):
+    rng = np.random.default_rng(seed)
+    labels = [i % 3 for i in range(n)]
+    return Dataset.from_dict(
+        {"image": [_image(l, rng) for l in labels], "caption": [f"a {CLASSES[l]} square on grey" for l in labels]},
+        features=Features({"image": ImageFeature(), "caption": Value("string")}),
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    _label_dataset(24).save_to_disk(root / "labels")
+    _caption_dataset(24).save_to_disk(root / "captions")
+    DatasetDict({"train": _label_dataset(30, 2), "test": _label_dataset(15, 3)}).save_to_disk(root / "probe")
+    no_label = _label_dataset(6).remove_columns("label")
+    no_label.save_to_disk(root / "no_label")
+    ints = _label_dataset(6).cast_column("label", Value("int64"))
+    ints.save_to_disk(root / "int_labels")
+    config_file = root / "tiny_config.json"
+    tiny_config().to_json_file(config_file)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_folder(data_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = train.main([
+        "--config_name", str(data_dirs / "tiny_config.json"),
+        "--image_label_datasets", str(data_dirs / "labels"),
+        "--image_text_datasets", str(data_dirs / "captions"),
+        "--zero_shot_eval_dataset", str(data_dirs / "labels"), "--zero_shot_eval_split", "train",
+        "--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "8",
+        "--report_to", "none", "--use_cpu", "--save_strategy", "no", "--logging_steps", "1",
+    ])
+    assert code == 0
+    return out
+
+
+def test_train_saves_a_loadable_folder_with_results(trained_folder):
+    from transformers import pipeline
+
+    model = UniCLModel.from_pretrained(trained_folder)
+    assert model.config.vision_config.image_size == 32
+    results = json.loads((trained_folder / "zero_shot_results.json").read_text())
+    assert 0.0 <= results["zero-shot eval"]["top1"] <= 1.0
+    classifier = pipeline("zero-shot-image-classification", model=str(trained_folder))
+    out = classifier(_image(0, np.random.default_rng(0)), candidate_labels=CLASSES)
+    assert {r["label"] for r in out} == set(CLASSES)
+
+
+def test_zero_shot_eval_script(trained_folder, data_dirs, tmp_path, capsys):
+    json_path = tmp_path / "zs.json"
+    code = zero_shot_eval.main([str(trained_folder), "--dataset", str(data_dirs / "probe"), "--split", "test",
+                                "--templates", "single", "--json", str(json_path)])
+    assert code == 0
+    result = json.loads(json_path.read_text())["results"][str(data_dirs / "probe")]
+    assert result["num_samples"] == 15 and result["templates"] == 1
+    assert 0.0 <= result["top1"] <= result["top5"] <= 1.0
+    assert "| top-1 |" in capsys.readouterr().out
+
+
+def test_linear_probe_script(trained_folder, data_dirs, tmp_path):
+    json_path = tmp_path / "probe.json"
+    code = linear_probe.main([str(trained_folder), "--dataset", str(data_dirs / "probe"), "--l2", "1e-4", "1e-2",
+                              "--json", str(json_path)])
+    assert code == 0
+    result = json.loads(json_path.read_text())
+    assert set(map(float, result["sweep"])) == {1e-4, 1e-2}
+    assert 0.0 <= result["test_top1"] <= 1.0
+
+
+def test_linear_probe_learns_separable_features():
+    from modeling_unicl.linear_probe_unicl import linear_probe as fit
+
+    generator = torch.Generator().manual_seed(0)
+    centers = torch.randn(3, 8, generator=generator) * 3
+    labels = torch.arange(90) % 3
+    features = centers[labels] + 0.3 * torch.randn(90, 8, generator=generator)
+    result = fit(features[:60], labels[:60], features[60:75], labels[60:75], features[75:], labels[75:])
+    assert result.test_accuracy == 1.0 and result.l2 in result.sweep
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def _train_argv(out, *extra):
+    return ["--config_name", "animals-small", "--output_dir", str(out), "--max_steps", "1", "--report_to", "none",
+            "--use_cpu", *extra]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--image_label_datasets", "./does/not/exist"], "--image_label_datasets: dataset path './does/not/exist' does not exist"),
+        (["--image_text_datasets", "/nope/captions"], "--image_text_datasets: dataset path '/nope/captions' does not exist"),
+        (["--image_label_datasets", "{no_label}"], "label"),
+        (["--image_label_datasets", "{int_labels}"], "ClassLabel"),
+        (["--image_text_datasets", "{labels}"], "caption"),
+        (["--image_label_datasets", "{labels}", "--config_name", "no-such-preset"], "--config_name"),
+        (["--image_label_datasets", "{labels}", "--mixing", "sometimes"], "mixing"),
+    ],
+)
+def test_train_bad_inputs_exit_2_and_write_nothing(data_dirs, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    extra = [e.format(**{p.name: p for p in data_dirs.iterdir()}) for e in extra]
+    argv = _train_argv(out, *extra)
+    if "--config_name" in extra:  # the test's own preset replaces the default one
+        first = argv.index("--config_name")
+        del argv[first : first + 2]
+    assert train.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_train_rejects_a_folder_that_is_not_unicl(data_dirs, tmp_path, capsys):
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    out = tmp_path / "out"
+    code = train.main(["--model_name_or_path", str(folder), "--image_label_datasets", str(data_dirs / "labels"),
+                       "--output_dir", str(out), "--report_to", "none", "--use_cpu"])
+    assert code == 2
+    assert "'bert' model, not a UniCL model" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_eval_scripts_reject_bad_inputs(trained_folder, data_dirs, tmp_path, capsys):
+    assert zero_shot_eval.main([str(tmp_path / "missing"), "--dataset", str(data_dirs / "labels")]) == 2
+    assert "MODEL" in capsys.readouterr().err
+    assert zero_shot_eval.main([str(trained_folder), "--dataset", str(data_dirs / "labels"), "--templates", "oops"]) == 2
+    assert "--templates" in capsys.readouterr().err
+    assert zero_shot_eval.main([str(trained_folder), "--dataset", str(data_dirs / "no_label"), "--split", "train"]) == 2
+    assert "label" in capsys.readouterr().err
+    assert linear_probe.main([str(trained_folder), "--dataset", str(tmp_path / "nope")]) == 2
+    assert "--dataset" in capsys.readouterr().err
