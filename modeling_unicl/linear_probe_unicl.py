@@ -16,7 +16,7 @@ from torch import nn
 DEFAULT_L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the probe trains on these tensors with autograd
 def extract_image_embeddings(
     model, processor, dataset, image_column: str = "image", batch_size: int = 64
 ) -> torch.Tensor:

@@ -175,12 +175,12 @@ class UniCLPreTrainedModel(PreTrainedModel):
             init.zeros_(module.classifier.bias)
 
     def get_logit_scale(self) -> torch.Tensor:
-        """`exp(logit_scale)`, clamped to [1, config.logit_scale_max].
+        """`exp(logit_scale)`, clamped to at most `config.logit_scale_max` (CLIP's bound, 100).
 
-        CLIP's bound (100): above it the softmax is so sharp that training becomes unstable; below 1 the logits
-        of unit vectors cannot separate classes. The clamp is in the forward pass, so the stored parameter is the
-        original one (a converted checkpoint keeps its exact value)."""
-        return self.logit_scale.clamp(0.0, math.log(self.config.logit_scale_max)).exp()
+        Above it the softmax is so sharp that training becomes unstable. There is no lower bound (the original has
+        none, and a converted checkpoint's logits must not change). The clamp is in the forward pass, so the stored
+        parameter keeps its exact value; past the bound it gets no gradient."""
+        return self.logit_scale.clamp(max=math.log(self.config.logit_scale_max)).exp()
 
     def enable_input_require_grads(self):
         # transformers hooks every sub-model's input embeddings, but Swin's and FocalNet's patch embeddings return
