@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dist_loss_worker import SCENARIOS, WORLD, TwoTowers, dist_worker
+from dist_loss_worker import raw_batch as _raw_batch
+
 from modeling_unicl.loss_unicl import clip_loss, gather_features, unicl_loss
 
 HYP = settings(max_examples=40, deadline=None, database=None)  # no .hypothesis/ writes
@@ -177,25 +180,6 @@ def test_gather_features_without_distributed_is_identity():
 # --- gradients and precision ---------------------------------------------------------------
 
 
-class TwoTowers(torch.nn.Module):
-    def __init__(self, d_img=6, d_txt=5, d=4):
-        super().__init__()
-        self.image_tower = torch.nn.Linear(d_img, d)
-        self.text_tower = torch.nn.Linear(d_txt, d)
-        self.log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-
-    def forward(self, x_img, x_txt):
-        img = F.normalize(self.image_tower(x_img), dim=-1)
-        txt = F.normalize(self.text_tower(x_txt), dim=-1)
-        return img, txt, self.log_scale.exp()
-
-
-def _raw_batch(b=8):
-    g = torch.Generator().manual_seed(123)
-    labels = torch.tensor([0, 1, 2, 3, 0, 1, 4, 5])[:b]  # 0 and 1 repeat across the two halves
-    return torch.randn(b, 6, generator=g), torch.randn(b, 5, generator=g), labels
-
-
 def test_gradients_reach_both_towers_and_temperature():
     torch.manual_seed(0)
     model = TwoTowers()
@@ -256,61 +240,15 @@ def test_validation_errors(args, match):
 
 # --- distributed (2 CPU processes, gloo, DDP) -------------------------------------------------
 
-WORLD = 2
-# (name, local_loss, rows of the global batch on each rank)
-SCENARIOS = [
-    ("global", False, (range(0, 4), range(4, 8))),
-    ("local", True, (range(0, 4), range(4, 8))),
-    ("global_uneven", False, (range(0, 5), range(5, 8))),
-]
-
-
-def _dist_worker(rank, init_method, out_dir):
-    import torch.distributed as dist
-    from torch.distributed.nn.functional import all_gather as all_gather_with_grad
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=init_method, rank=rank, world_size=WORLD, timeout=datetime.timedelta(seconds=120)
-    )
-    try:
-        result = {}
-        # all_gather backward: every rank uses every gathered slice once, so each rank's own
-        # input receives the sum over ranks of those gradients, i.e. WORLD x ones.
-        x = torch.ones(3, requires_grad=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # deprecated in recent torch, still public
-            gathered = all_gather_with_grad(x)
-        sum(t.sum() for t in gathered).backward()
-        result["all_gather_grad"] = x.grad.clone()
-
-        x_img, x_txt, labels = _raw_batch()
-        for name, local_loss, rows in SCENARIOS:
-            torch.manual_seed(0)
-            model = DDP(TwoTowers())
-            idx = torch.tensor(list(rows[rank]))
-            img, txt, s = model(x_img[idx], x_txt[idx])
-            loss = unicl_loss(img, txt, labels[idx], s, local_loss=local_loss)
-            loss.backward()
-            result[name] = {
-                "loss": loss.detach(),
-                "grads": {n: p.grad.clone() for n, p in model.module.named_parameters()},
-            }
-        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
 def test_distributed_matches_single_process(tmp_path):
     import torch.multiprocessing as mp
 
-    ctx = mp.spawn(_dist_worker, args=(f"file://{tmp_path}/init", str(tmp_path)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + 240  # hang guard; ~20 s normally, children import torch + the package
+    ctx = mp.spawn(dist_worker, args=(f"file://{tmp_path}/init", str(tmp_path)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + 120  # hang guard; a few seconds normally (children import torch only)
     try:
         while not ctx.join(timeout=1):  # raises if a child failed
             if time.monotonic() > deadline:
-                pytest.fail("distributed workers did not finish within 240 s")
+                pytest.fail("distributed workers did not finish within 120 s")
     finally:
         for p in ctx.processes:
             if p.is_alive():
