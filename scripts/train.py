@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         model_args.config_name = model_args.config_name or (None if model_args.model_name_or_path else "animals-small")
         model, processor = load_model(model_args)
         data = build_embedded_datasets(seed=training_args.seed, image_size=int(model.config.vision_config.image_size))
-        print(data.describe())
+        if training_args.process_index == 0:
+            print(data.describe())
         label_sets, caption_sets = [data.label_train], [data.caption_train]
         eval_splits = {"all 10 classes": data.eval_all, "seen 7 (labels)": data.eval_seen,
                        "held-out 3 (captions only)": data.eval_held_out}

@@ -172,3 +172,12 @@ def test_eval_scripts_reject_bad_inputs(trained_folder, data_dirs, tmp_path, cap
     assert "label" in capsys.readouterr().err
     assert linear_probe.main([str(trained_folder), "--dataset", str(tmp_path / "nope")]) == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+def test_zero_shot_eval_on_the_embedded_data(trained_folder, tmp_path):
+    json_path = tmp_path / "embedded.json"
+    assert zero_shot_eval.main([str(trained_folder), "--embedded", "--templates", "single", "--json", str(json_path)]) == 0
+    results = json.loads(json_path.read_text())["results"]
+    assert {name: r["num_samples"] for name, r in results.items()} == {
+        "all": 1000, "seen": 700, "held_out": 300,
+    }
