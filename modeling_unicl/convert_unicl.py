@@ -884,18 +884,21 @@ def _map_text(key: str, value: torch.Tensor, reference: Mapping[str, Any]) -> di
     return None
 
 
+# Patch embedding and final LayerNorm: the same names in the original Swin and FocalNet, and in HF's.
+_IMAGE_STEM_AND_FINAL_NORM = {
+    "image_encoder.patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+    "image_encoder.patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+    "image_encoder.patch_embed.norm.weight": "embeddings.norm.weight",
+    "image_encoder.patch_embed.norm.bias": "embeddings.norm.bias",
+    "image_encoder.norm.weight": "layernorm.weight",
+    "image_encoder.norm.bias": "layernorm.bias",
+}
+
+
 def _map_swin(key: str, value: torch.Tensor, reference: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
     vp = "vision_model."
-    simple = {
-        "image_encoder.patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
-        "image_encoder.patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
-        "image_encoder.patch_embed.norm.weight": "embeddings.norm.weight",
-        "image_encoder.patch_embed.norm.bias": "embeddings.norm.bias",
-        "image_encoder.norm.weight": "layernorm.weight",
-        "image_encoder.norm.bias": "layernorm.bias",
-    }
-    if key in simple:
-        return {vp + simple[key]: value}
+    if key in _IMAGE_STEM_AND_FINAL_NORM:
+        return {vp + _IMAGE_STEM_AND_FINAL_NORM[key]: value}
     m = _STAGE_DOWNSAMPLE.match(key)
     if m:
         s, rest = m.groups()
@@ -936,16 +939,8 @@ def _map_swin(key: str, value: torch.Tensor, reference: Mapping[str, Any]) -> di
 
 def _map_focal(key: str, value: torch.Tensor, reference: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
     vp = "vision_model."
-    simple = {
-        "image_encoder.patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
-        "image_encoder.patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
-        "image_encoder.patch_embed.norm.weight": "embeddings.norm.weight",
-        "image_encoder.patch_embed.norm.bias": "embeddings.norm.bias",
-        "image_encoder.norm.weight": "layernorm.weight",
-        "image_encoder.norm.bias": "layernorm.bias",
-    }
-    if key in simple:
-        return {vp + simple[key]: value}
+    if key in _IMAGE_STEM_AND_FINAL_NORM:
+        return {vp + _IMAGE_STEM_AND_FINAL_NORM[key]: value}
     m = _STAGE_DOWNSAMPLE.match(key)
     if m:
         s, rest = m.groups()
