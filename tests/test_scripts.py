@@ -181,3 +181,22 @@ def test_zero_shot_eval_on_the_embedded_data(trained_folder, tmp_path):
     assert {name: r["num_samples"] for name, r in results.items()} == {
         "all": 1000, "seen": 700, "held_out": 300,
     }
+
+
+def test_comparison_report_table_json_and_plot(tmp_path):
+    import argparse
+
+    import reproduce_comparison
+
+    runs = [
+        {"regime": regime, "seed": seed, "steps": 10 * (i + 1), "zero_shot_seen": 0.5 + 0.01 * seed,
+         "zero_shot_held_out": 0.4, "zero_shot_all": 0.3 + 0.02 * seed, "linear_probe_all": 0.6}
+        for i, regime in enumerate(reproduce_comparison.REGIMES) for seed in (0, 1)
+    ]
+    args = argparse.Namespace(seeds=[0, 1], epochs=2.0, batch_size=8, threads=2, regimes=list(reproduce_comparison.REGIMES))
+    table, note = reproduce_comparison.write_report(runs, args, tmp_path, seconds=60.0)
+    assert "| (a) image-label only | 10 | 50.5 ± 0.5 | 40.0 ± 0.0 | 31.0 ± 1.0 | 60.0 ± 0.0 |" in table
+    assert "seeds [0, 1]" in note
+    assert (tmp_path / "comparison.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "comparison.json").read_text())["summary"]
+    assert summary["unicl"]["steps"] == 30
