@@ -52,13 +52,13 @@ Laziness
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import os
+import struct
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,11 +67,18 @@ from PIL import Image as PILImage
 import datasets
 from datasets import ClassLabel, Value
 
+from .processing_unicl import UnreadableImageError, load_image, to_rgb
 from .prompt_templates import IMAGENET_TEMPLATES, check_templates
 
 logger = logging.getLogger(__name__)
 
 MIXING_MODES = ("batch", "interleave", "concat")
+# What decoding a corrupt, truncated or missing image file raises (PIL, datasets' Image feature, `to_rgb`).
+UNREADABLE_IMAGE_ERRORS = (
+    OSError, SyntaxError, EOFError, ValueError, IndexError, struct.error, zlib.error, PILImage.DecompressionBombError
+)
+MAX_CONSECUTIVE_UNREADABLE = 50  # more unreadable rows in a row than this: the data is broken, stop
+SKIPPED_ROWS_KEY = "unicl_skipped_rows"  # in a sample (and, for UniCLTrainer, a batch): the unreadable rows replaced
 DEFAULT_CONTEXT_LENGTH = 77  # CLIP's text tower; the tokenizer's model_max_length when it is set sensibly
 
 # internal column names of the normalised sources (prefixed so they never clash with a user's column)
@@ -85,6 +92,7 @@ __all__ = [
     "UniCLCollator",
     "UniCLSampler",
     "UniCLTrainingDataset",
+    "UnreadableImageError",
     "build_label_space",
     "build_training_dataset",
     "load_image",
@@ -97,65 +105,8 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------------------ images
-def to_rgb(image: PILImage.Image, background: tuple[int, int, int] = (255, 255, 255)) -> PILImage.Image:
-    """Any PIL image -> 8-bit RGB.
-
-    * RGB: unchanged. L, 1, CMYK, YCbCr, LAB, HSV, P without transparency: PIL's conversion.
-    * Modes with alpha (LA, La, PA, RGBA, RGBa, P with a transparency entry): composited onto `background` (white),
-      so transparent pixels do not turn into whatever colour they happen to store.
-    * 16-bit grey (I;16, I;16B, I;16L, I;16N): scaled by 255/65535. 32-bit integer (I): as is when it fits in
-      0..255, else read as 16-bit (PNG 16-bit grey may decode as I). Float (F): scaled by 255 when it lies in [0, 1],
-      else clipped to [0, 255]. NaN becomes 0.
-    """
-    if not isinstance(image, PILImage.Image):
-        raise TypeError(f"to_rgb expects a PIL image, got {type(image).__name__}.")
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
-        if mode.startswith("I;16"):
-            array = array / 257.0
-        elif mode == "I":
-            if array.size and array.max() > 255:
-                array = np.clip(array, 0, 65535) / 257.0
-        elif array.size and array.min() >= 0.0 and array.max() <= 1.0:  # F in [0, 1]
-            array = array * 255.0
-        grey = PILImage.fromarray(np.clip(np.round(array), 0, 255).astype(np.uint8), mode="L")
-        return grey.convert("RGB")
-    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in image.info)
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        canvas = PILImage.new("RGB", rgba.size, background)
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    try:
-        return image.convert("RGB")
-    except (ValueError, OSError) as error:
-        raise ValueError(f"Cannot convert an image of mode {mode!r} to RGB: {error}") from error
-
-
-def load_image(value: Any) -> PILImage.Image:
-    """A PIL image from what an image column may hold: a PIL image, `{"bytes", "path"}`, a path, bytes or an
-    (H, W[, C]) uint8 array. The result is not converted; see `to_rgb`."""
-    if isinstance(value, PILImage.Image):
-        return value
-    if isinstance(value, dict):
-        if value.get("bytes") is not None:
-            return PILImage.open(io.BytesIO(value["bytes"]))
-        if value.get("path") is not None:
-            return PILImage.open(value["path"])
-        raise ValueError("An image entry has neither bytes nor a path (a missing image?).")
-    if isinstance(value, (str, os.PathLike)):
-        return PILImage.open(value)
-    if isinstance(value, (bytes, bytearray)):
-        return PILImage.open(io.BytesIO(value))
-    if isinstance(value, np.ndarray):
-        return PILImage.fromarray(value)
-    if value is None:
-        raise ValueError("Missing image (None) in the image column.")
-    raise TypeError(f"Cannot read an image from a {type(value).__name__}.")
+# `to_rgb` (any image input -> 8-bit RGB) and `load_image` live in processing_unicl, which a saved model folder
+# copies without this module; they are re-exported here.
 
 
 def sample_rng(seed: int, epoch: int, uid: int) -> np.random.Generator:
@@ -427,7 +378,7 @@ class _LazyDecode:
 
     def __call__(self, batch: dict) -> dict:
         return {
-            "image": [to_rgb(load_image(image)) for image in batch[_IMAGE]],
+            "image": [to_rgb(image) for image in batch[_IMAGE]],
             "caption": batch[_CAPTION],
             "label": batch[_LABEL],
             "uid": batch[_UID],
@@ -465,6 +416,7 @@ class UniCLTrainingDataset(torch.utils.data.Dataset):
         seed: int,
         train: bool,
         augmentation: RandomResizedCropAndFlip | None,
+        strict: bool = False,
     ):
         self.hf_dataset = hf_dataset
         self.processor = processor
@@ -477,6 +429,10 @@ class UniCLTrainingDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.train = bool(train)
         self.augmentation = augmentation
+        self.strict = bool(strict)
+        # unreadable rows this process met: row -> "file ...: error" (the trainer also collects them from batches,
+        # which is how rows met in dataloader workers reach it)
+        self.skipped_rows: dict[int, str] = {}
         self._permutations: OrderedDict = OrderedDict()
 
     def __len__(self) -> int:
@@ -491,7 +447,7 @@ class UniCLTrainingDataset(torch.utils.data.Dataset):
         return (
             f"{type(self).__name__}(rows={len(self)}, image_label_rows={self.num_label_rows}, "
             f"image_text_rows={self.num_caption_rows}, classes={len(self.class_names)}, mixing={self.mixing!r}, "
-            f"train={self.train}, seed={self.seed})"
+            f"train={self.train}, seed={self.seed}, strict={self.strict})"
         )
 
     # ---------------------------------------------------------------------------------------------- items
@@ -500,7 +456,69 @@ class UniCLTrainingDataset(torch.utils.data.Dataset):
         if index < 0:
             raise IndexError(f"Negative index {index}; indices encode (epoch, row) as epoch * len + row.")
         epoch, row = divmod(index, len(self))
-        return self.make_example(self.hf_dataset[row], epoch)
+        record, skipped = self._read_row(row)
+        example = self.make_example(record, epoch)
+        if skipped:
+            example[SKIPPED_ROWS_KEY] = skipped
+        return example
+
+    # ------------------------------------------------------------------------------------------ bad rows
+    def _read_row(self, row: int) -> tuple[dict, tuple]:
+        """The decoded record of `row` or, when its image cannot be read, of the next readable row of the same data
+        type (image-label or image-text), walking forward cyclically: deterministic, so a resumed run substitutes
+        the same rows. Returns (record, ((bad_row, description), ...)). `strict=True` raises instead."""
+        try:
+            return self.hf_dataset[row], ()
+        except UNREADABLE_IMAGE_ERRORS as error:
+            skipped = [self._unreadable(row, error)]
+        is_label_row = self._raw_label(row) >= 0
+        length = len(self)
+        for step in range(1, length):
+            candidate = (row + step) % length
+            if (self._raw_label(candidate) >= 0) != is_label_row:
+                continue
+            try:
+                record = self.hf_dataset[candidate]
+            except UNREADABLE_IMAGE_ERRORS as error:
+                skipped.append(self._unreadable(candidate, error))
+                if len(skipped) > MAX_CONSECUTIVE_UNREADABLE:
+                    break
+                continue
+            logger.debug(f"Row {row}: unreadable image, using row {candidate} instead.")
+            return record, tuple(skipped)
+        listed = "; ".join(f"row {r} ({d})" for r, d in skipped[:5])
+        raise RuntimeError(
+            f"{len(skipped)} unreadable images in a row from row {row} and no readable "
+            f"{'image-label' if is_label_row else 'image-text'} row to use instead: the data is broken ({listed})."
+        )
+
+    def _raw_row(self, row: int):
+        """Row `row` undecoded, as a one-row pyarrow table (the image column holds {bytes, path})."""
+        return self.hf_dataset.with_format("arrow")[row]
+
+    def _raw_label(self, row: int) -> int:
+        return int(self._raw_row(row).column(_LABEL)[0].as_py())
+
+    def _unreadable(self, row: int, error: Exception) -> tuple[int, str]:
+        """Records (and logs once) an unreadable image; raises with the row index when `strict`."""
+        try:
+            path = (self._raw_row(row).column(_IMAGE)[0].as_py() or {}).get("path")
+        except Exception:  # noqa: BLE001 - the description is best effort, the error itself is what matters
+            path = None
+        where = f"file {path!r}" if path else "embedded bytes"
+        description = f"{where}: {type(error).__name__}: {error}"
+        if self.strict:
+            raise ValueError(
+                f"Unreadable image at row {row} of the training data ({description}). Fix or drop the row, or build "
+                "the dataset with strict=False to skip unreadable images."
+            ) from error
+        if row not in self.skipped_rows:
+            self.skipped_rows[row] = description
+            logger.warning(
+                f"Skipping an unreadable image at row {row} ({description}); the next readable row of its type is "
+                "used instead (strict=False)."
+            )
+        return row, description
 
     def make_example(self, record: dict, epoch: int) -> dict:
         """One decoded row (`hf_dataset[row]`) -> model inputs for `epoch`."""
@@ -631,6 +649,7 @@ def build_training_dataset(
     crop_scale: Sequence[float] = (0.08, 1.0),
     crop_ratio: Sequence[float] = (3.0 / 4.0, 4.0 / 3.0),
     flip_prob: float = 0.5,
+    strict: bool = False,
 ) -> UniCLTrainingDataset:
     """Validate and combine image-label and image-text datasets into one `UniCLTrainingDataset`.
 
@@ -651,6 +670,9 @@ def build_training_dataset(
         train: augment (random resized crop + flip) when True; the processor's evaluation transform when False.
         image_size: output size of the crop; defaults to the image processor's crop size.
         crop_scale, crop_ratio, flip_prob: augmentation parameters.
+        strict: raise (a ValueError naming the row and file) at an unreadable image. By default (False) such a row
+            is skipped: the next readable row of the same data type stands in for it, deterministically, the row is
+            logged and recorded in `dataset.skipped_rows`, and `UniCLTrainer` reports all of them after training.
     """
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ValueError("processor must have an image_processor and a tokenizer (e.g. UniCLProcessor()).")
@@ -747,6 +769,7 @@ def build_training_dataset(
         seed=int(seed),
         train=train,
         augmentation=augmentation,
+        strict=strict,
     )
 
 
@@ -758,9 +781,14 @@ class UniCLCollator:
 
     A sample has `pixel_values` (or a PIL `image`, run through the image processor), `text` (or `input_ids`) and
     `labels` (or `label`). Either every sample of a batch has a label or none has (then there are no `labels` and
-    the model's loss is CLIP's: each pair its own positive)."""
+    the model's loss is CLIP's: each pair its own positive).
 
-    def __init__(self, processor, max_length: int | None = None):
+    With `report_skipped_rows=True` (`UniCLTrainer` sets it) the batch also carries `unicl_skipped_rows`, the
+    unreadable rows that the dataset replaced, as a list of (row, description): that is how rows skipped inside
+    dataloader workers reach the trainer, which removes the key before calling the model."""
+
+    def __init__(self, processor, max_length: int | None = None, report_skipped_rows: bool = False):
+        self.report_skipped_rows = bool(report_skipped_rows)
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.image_processor = getattr(processor, "image_processor", None)
         if max_length is None:
@@ -778,7 +806,7 @@ class UniCLCollator:
         elif all("image" in f for f in features):
             if self.image_processor is None:
                 raise ValueError("Samples carry images but the collator has no image processor: pass a UniCLProcessor.")
-            images = [to_rgb(load_image(f["image"])) for f in features]
+            images = [to_rgb(f["image"]) for f in features]
             batch["pixel_values"] = self.image_processor(images, return_tensors="pt")["pixel_values"]
         else:
             raise ValueError("Every sample needs 'pixel_values' (or 'image'); got keys " f"{sorted(features[0])}.")
@@ -810,4 +838,8 @@ class UniCLCollator:
             )
         if not missing:
             batch["labels"] = torch.as_tensor([int(label) for label in labels], dtype=torch.int64)
+        if self.report_skipped_rows:
+            skipped = [tuple(item) for f in features for item in f.get(SKIPPED_ROWS_KEY, ())]
+            if skipped:
+                batch[SKIPPED_ROWS_KEY] = skipped
         return batch

@@ -6,9 +6,12 @@ the clamped temperature and the unified contrastive loss.
 """
 
 import hashlib
+import json
 import math
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +20,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import ModelOutput
+from transformers.utils import logging as hf_logging
 
 from .configuration_unicl import UniCLConfig
 from .loss_unicl import clip_loss, unicl_loss
@@ -154,6 +158,34 @@ class TextEmbeddingCache:
         self._entries.clear()
 
 
+def _checked_local_folder(name_or_path, kwargs) -> Path | None:
+    """The local folder `from_pretrained` reads (None for a Hub id), after checking its config.json: present, JSON,
+    model_type "unicl", valid field types (unknown fields are only warned about). Errors name the file."""
+    if not isinstance(name_or_path, (str, os.PathLike)) or not os.path.isdir(name_or_path):
+        return None
+    folder = Path(name_or_path, kwargs.get("subfolder") or "")
+    config_file = folder / "config.json"
+    if kwargs.get("config") is not None:
+        return folder
+    if not config_file.is_file():
+        raise OSError(f"{config_file} does not exist: {folder} is not a saved model folder.")
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise OSError(f"{config_file} is not valid JSON: {error}") from error
+    model_type = data.get("model_type") if isinstance(data, dict) else type(data).__name__
+    if model_type != "unicl":
+        raise ValueError(f"{config_file} describes a {model_type!r} model, not a UniCL model (model_type 'unicl').")
+    unknown = sorted(set(data) - set(UniCLConfig().to_dict()) - {"auto_map"})
+    if unknown:
+        hf_logging.get_logger(__name__).warning(f"{config_file}: unknown fields {unknown} are kept but not used.")
+    try:
+        UniCLConfig.from_dict(data)
+    except Exception as error:  # noqa: BLE001 - wrong types / values: the same error, with the file's name
+        raise ValueError(f"{config_file}: invalid UniCL config: {error}") from error
+    return folder
+
+
 class UniCLPreTrainedModel(PreTrainedModel):
     config: UniCLConfig
     base_model_prefix = "unicl"
@@ -174,13 +206,40 @@ class UniCLPreTrainedModel(PreTrainedModel):
             init.normal_(module.classifier.weight, std=module.classifier.in_features**-0.5 * factor)
             init.zeros_(module.classifier.bias)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; for a local folder, errors name the file: a missing, invalid or other
+        architecture's config.json, a truncated or corrupt *.safetensors."""
+        folder = _checked_local_folder(pretrained_model_name_or_path, kwargs)
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        except Exception as error:
+            if folder is None or type(error).__name__ != "SafetensorError":
+                raise
+            from safetensors import safe_open
+
+            def unreadable(path):
+                try:
+                    with safe_open(str(path), framework="pt"):
+                        return False
+                except Exception:  # noqa: BLE001
+                    return True
+
+            bad = [str(f) for f in sorted(folder.glob("*.safetensors")) if unreadable(f)] or [str(folder)]
+            raise OSError(
+                f"Cannot read the weights file {', '.join(bad)}: {error}. It is truncated or corrupt (an interrupted "
+                "download or save?): download or save it again."
+            ) from error
+
     def get_logit_scale(self) -> torch.Tensor:
         """`exp(logit_scale)`, clamped to at most `config.logit_scale_max` (CLIP's bound, 100).
 
         Above it the softmax is so sharp that training becomes unstable. There is no lower bound (the original has
         none, and a converted checkpoint's logits must not change). The clamp is in the forward pass, so the stored
         parameter keeps its exact value; past the bound it gets no gradient."""
-        return self.logit_scale.clamp(max=math.log(self.config.logit_scale_max)).exp()
+        bound = self.config.logit_scale_max
+        # clamp before exp (no overflow, no gradient past the bound) and after (exp(log(100)) rounds to 100.0000076)
+        return self.logit_scale.clamp(max=math.log(bound)).exp().clamp(max=bound)
 
     def enable_input_require_grads(self):
         # transformers hooks every sub-model's input embeddings, but Swin's and FocalNet's patch embeddings return

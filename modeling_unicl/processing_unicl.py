@@ -1,9 +1,17 @@
 """UniCL processor: an image processor pinned to the PIL backend and CLIP's BPE tokenizer, built offline."""
 
 import gzip
+import io
+import json
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps
 from transformers import CLIPTokenizer, ProcessorMixin
 from transformers.image_utils import PILImageResampling
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
@@ -13,6 +21,219 @@ BPE_VOCAB_FILE = Path(__file__).resolve().parent / "bpe_simple_vocab_16e6.txt.gz
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 CONTEXT_LENGTH = 77
+
+
+# ------------------------------------------------------------------------------------------- image conversion
+# The one place where "an image as it comes" becomes 8-bit RGB: the processor, the image processor, the training
+# data and the zero-shot helpers all go through `to_rgb`. It lives here (not in data_unicl) because a saved model
+# folder copies this file and it must not import `datasets`.
+_EXIF_ORIENTATION = 0x0112
+_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, PILImage.DecompressionBombError)
+
+
+class UnreadableImageError(ValueError):
+    """An input that cannot be read as an image: a missing file, bytes that are not an image, a truncated or
+    corrupt file, or an array / tensor whose shape or dtype is not an image's. The message names the problem (and the
+    file when there is one)."""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (str, os.PathLike)):
+        return f"file {os.fspath(value)!r}"
+    name = getattr(value, "filename", None)
+    if name:
+        return f"file {name!r}"
+    return "an in-memory image" if isinstance(value, PILImage.Image) else f"a {type(value).__name__}"
+
+
+def _open_bytes(data: bytes, where: str) -> PILImage.Image:
+    try:
+        image = PILImage.open(io.BytesIO(data))
+    except (PILImage.UnidentifiedImageError, *_DECODE_ERRORS) as error:
+        head = bytes(data[:8])
+        raise UnreadableImageError(
+            f"{where} ({len(data)} bytes, starting {head!r}) is not a readable image: {error}"
+        ) from error
+    return image
+
+
+def _open_path(path) -> PILImage.Image:
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if path.startswith(("http://", "https://")):
+        from transformers.image_utils import load_image as _load_url
+
+        return _load_url(path)
+    if not os.path.exists(path):
+        raise UnreadableImageError(f"Image file {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise UnreadableImageError(f"Image path {path!r} is a directory, not an image file.")
+    try:
+        return PILImage.open(path)
+    except (PILImage.UnidentifiedImageError, *_DECODE_ERRORS) as error:
+        raise UnreadableImageError(f"Image file {path!r} is not a readable image: {error}") from error
+
+
+def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
+    """Any numeric array -> uint8: uint8 as is; bool -> 0/255; floats in [0, 1] x255, other floats clipped to
+    0..255 (NaN / inf -> 0); 16-bit -> /257; other integers as is when in 0..255, else clipped to 0..65535 / 257."""
+    kind = array.dtype.kind
+    if array.dtype == np.uint8:
+        return array
+    if kind == "b":
+        return array.astype(np.uint8) * 255
+    if kind == "f":
+        array = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        if array.size and array.min() >= 0.0 and array.max() <= 1.0:
+            array = array * 255.0
+        return np.clip(np.round(array), 0, 255).astype(np.uint8)
+    if kind in "iu":
+        if array.dtype.itemsize == 2 and kind == "u":
+            return np.round(array / 257.0).astype(np.uint8)
+        if array.size and array.min() >= 0 and array.max() <= 255:
+            return array.astype(np.uint8)
+        return np.round(np.clip(array.astype(np.float64), 0, 65535) / 257.0).astype(np.uint8)
+    raise UnreadableImageError(f"{what} has dtype {array.dtype}; expected integers, floats or booleans.")
+
+
+def _array_to_pil(array: np.ndarray, channels_first: bool, what: str) -> PILImage.Image:
+    """(H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4 -> an L, RGB or RGBA image."""
+    if array.ndim == 3:
+        first, last = array.shape[0] in (1, 3, 4), array.shape[-1] in (1, 3, 4)
+        if channels_first and first or not last and first:
+            array = np.moveaxis(array, 0, -1)
+        elif not last:
+            channels = array.shape[0] if channels_first else array.shape[-1]
+            raise UnreadableImageError(
+                f"{what} has shape {tuple(array.shape)}: cannot find a channel axis of size 1 (grey), 3 (RGB) or "
+                f"4 (RGBA) at either end (it would have {channels} channels)."
+            )
+        if array.shape[-1] == 1:
+            array = array[..., 0]
+    elif array.ndim != 2:
+        raise UnreadableImageError(
+            f"{what} has {array.ndim} dimensions (shape {tuple(array.shape)}); an image is (H, W), (H, W, C) or "
+            "(C, H, W), and a batch of images is a list or a 4-D array."
+        )
+    if 0 in array.shape:
+        raise UnreadableImageError(f"{what} is empty (shape {tuple(array.shape)}).")
+    array = np.ascontiguousarray(_to_uint8(array, what))
+    mode = {2: "L"}.get(array.ndim) or {3: "RGB", 4: "RGBA"}[array.shape[-1]]
+    return PILImage.fromarray(array, mode=mode)
+
+
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def load_image(value: Any) -> PILImage.Image:
+    """One image as it comes -> a decoded PIL image, EXIF orientation applied, not yet converted to RGB.
+
+    Accepts a PIL image, a file path (str / `pathlib.Path`; http(s) URLs through transformers), raw encoded bytes,
+    a `datasets` image entry `{"bytes", "path"}`, a numpy array (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4
+    (channel-last preferred when ambiguous), or a torch tensor of those shapes (channel-first preferred). Anything
+    else, and any file or bytes that do not decode, raise `UnreadableImageError` (a `ValueError`) naming the
+    problem."""
+    if isinstance(value, PILImage.Image):
+        image, where = value, _describe(value)
+    elif isinstance(value, dict):
+        if value.get("bytes") is not None:
+            where = f"image bytes (path {value.get('path')!r})" if value.get("path") else "image bytes"
+            image = _open_bytes(value["bytes"], where)
+        elif value.get("path") is not None:
+            image, where = _open_path(value["path"]), _describe(value["path"])
+        else:
+            raise UnreadableImageError("An image entry has neither bytes nor a path (a missing image?).")
+    elif isinstance(value, (str, os.PathLike)):
+        image, where = _open_path(value), _describe(value)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        image, where = _open_bytes(bytes(value), "Image bytes"), "image bytes"
+    elif isinstance(value, np.ndarray):
+        return _array_to_pil(value, channels_first=False, what="The image array")
+    elif _is_tensor(value):
+        array = value.detach().cpu()
+        array = array.float().numpy() if array.is_floating_point() else array.numpy()
+        return _array_to_pil(array, channels_first=True, what="The image tensor")
+    elif value is None:
+        raise UnreadableImageError("Missing image (None).")
+    else:
+        raise UnreadableImageError(
+            f"Cannot read an image from a {type(value).__name__}; give a PIL image, a file path, encoded bytes, a "
+            "numpy array or a torch tensor."
+        )
+    try:
+        image.load()  # decode now, so that a truncated or corrupt file fails here, with its name
+        if image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None):
+            image = ImageOps.exif_transpose(image)
+    except _DECODE_ERRORS as error:
+        raise UnreadableImageError(f"Cannot decode the image ({where}): {error}") from error
+    if image.width == 0 or image.height == 0:
+        raise UnreadableImageError(f"The image ({where}) is empty ({image.width}x{image.height}).")
+    return image
+
+
+def to_rgb(image: Any, background: tuple[int, int, int] = (255, 255, 255)) -> PILImage.Image:
+    """Any single image (see `load_image` for the accepted inputs) -> 8-bit RGB PIL image.
+
+    * RGB: unchanged. L, 1, CMYK, YCbCr, LAB, HSV, P without transparency: PIL's conversion.
+    * Modes with alpha (LA, La, PA, RGBA, RGBa, P with a transparency entry): composited onto `background` (white),
+      so transparent pixels do not turn into whatever colour they happen to store.
+    * 16-bit grey (I;16, I;16B, I;16L, I;16N): scaled by 255/65535. 32-bit integer (I): as is when it fits in
+      0..255, else read as 16-bit (PNG 16-bit grey may decode as I). Float (F): scaled by 255 when it lies in [0, 1],
+      else clipped to [0, 255]. NaN and infinities become 0.
+    * Arrays and tensors follow the same rules per dtype (uint8 as is, bool 0/255, uint16 /257, floats in [0, 1]
+      x255); 1 channel is grey, 3 RGB, 4 RGBA (composited on `background`).
+    * EXIF orientation (phone photos) is applied.
+    """
+    image = load_image(image)  # decoded (errors name the file), EXIF-rotated, non-empty
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        try:
+            array = np.asarray(image)
+        except _DECODE_ERRORS as error:
+            raise UnreadableImageError(f"Cannot decode the image ({_describe(image)}): {error}") from error
+        if mode.startswith("I;16"):
+            array = array.astype(np.uint16)
+        grey = PILImage.fromarray(_to_uint8(array, "The image"), mode="L")
+        return grey.convert("RGB")
+    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in image.info)
+    try:
+        if mode == "La":  # premultiplied grey + alpha: PIL converts it only to LA
+            image = image.convert("LA")
+        if has_alpha:
+            rgba = image.convert("RGBA")
+            canvas = PILImage.new("RGB", rgba.size, background)
+            canvas.paste(rgba, mask=rgba.getchannel("A"))
+            return canvas
+        return image.convert("RGB")
+    except _DECODE_ERRORS as error:
+        raise UnreadableImageError(f"Cannot convert an image of mode {mode!r} to RGB ({_describe(image)}): {error}") from error
+
+
+def to_rgb_images(images: Any) -> Any:
+    """`to_rgb` over what a processor's `images=` may be: one image, a (nested) list / tuple of images, or a batch
+    as a 4-D array / tensor (N, H, W, C) or (N, C, H, W). Lists keep their nesting; a 4-D batch becomes a list."""
+    if images is None:
+        return None
+    if isinstance(images, (list, tuple)):
+        return [to_rgb_images(image) if isinstance(image, (list, tuple)) else _to_rgb_one(image) for image in images]
+    return _to_rgb_one(images)
+
+
+def _to_rgb_one(images: Any) -> Any:
+    if isinstance(images, np.ndarray) or _is_tensor(images):
+        if images.ndim == 4:
+            return [to_rgb(image) for image in images]
+        if images.ndim > 4 or images.ndim < 2:
+            raise UnreadableImageError(
+                f"images has {images.ndim} dimensions (shape {tuple(images.shape)}); expected one image (2-D or "
+                "3-D), a batch (4-D) or a list of images."
+            )
+    return to_rgb(images)
 
 
 class UniCLImageProcessor(CLIPImageProcessorPil):
@@ -25,6 +246,12 @@ class UniCLImageProcessor(CLIPImageProcessorPil):
     image_std = IMAGENET_STD
     size = {"shortest_edge": 256}
     crop_size = {"height": 224, "width": 224}
+
+    def preprocess(self, images, *args, **kwargs):
+        """As the CLIP processor, after `to_rgb_images`: any PIL mode, EXIF rotation, numpy / torch arrays of any
+        dtype, file paths and bytes become 8-bit RGB first (alpha composited on white), and unreadable input raises
+        `UnreadableImageError` (a `ValueError`) naming the problem."""
+        return super().preprocess(to_rgb_images(images), *args, **kwargs)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -66,6 +293,22 @@ def build_clip_tokenizer(model_max_length: int = CONTEXT_LENGTH) -> CLIPTokenize
     return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
 
 
+def _tokenizer_class(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _first_invalid_json(folder: Path) -> Path | None:
+    for path in sorted(folder.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return path
+    return None
+
+
 class UniCLProcessor(ProcessorMixin):
     r"""Image processor ([`UniCLImageProcessor`]) + tokenizer ([`CLIPTokenizer`]). With no arguments it builds both
     from the package's own data, with no network access.
@@ -79,16 +322,54 @@ class UniCLProcessor(ProcessorMixin):
         tokenizer = tokenizer if tokenizer is not None else build_clip_tokenizer()
         super().__init__(image_processor, tokenizer, **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`ProcessorMixin.from_pretrained`; for a local folder, errors name the file. Without this, a folder that
+        lost tokenizer.json loads a CLIPTokenizer with a 2-token vocabulary and no error."""
+        name = pretrained_model_name_or_path
+        folder = None
+        if isinstance(name, (str, os.PathLike)):
+            text = os.fspath(name)
+            if os.path.isdir(text):
+                folder = Path(text, kwargs.get("subfolder") or "")
+            elif os.path.exists(text) or text.startswith((".", "/", "~")) or text.count("/") > 1:
+                raise OSError(f"Processor folder {text!r} does not exist (or is not a folder).")
+        if folder is not None and _tokenizer_class(folder) in (None, "CLIPTokenizer", "CLIPTokenizerFast"):
+            has_vocab = (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+            if not (folder / "tokenizer.json").is_file() and not has_vocab:
+                raise OSError(
+                    f"{folder / 'tokenizer.json'} is missing (and there is no vocab.json + merges.txt): the tokenizer "
+                    "cannot be loaded. Copy the file back or save the processor again (processor.save_pretrained)."
+                )
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except ValueError as error:  # json.JSONDecodeError included: name the broken file
+            broken = None if folder is None else _first_invalid_json(folder)
+            if broken is None:
+                raise
+            raise OSError(f"{broken} is not valid JSON ({error}): the processor cannot be loaded.") from error
+
     def __call__(self, images=None, text=None, **kwargs):
         if images is None and text is None:
             raise ValueError("UniCLProcessor needs `images`, `text` or both; got neither.")
         if text is not None:
             kwargs.setdefault("truncation", True)
             kwargs.setdefault("padding", True)
+        if images is not None:
+            images = to_rgb_images(images)  # any input -> 8-bit RGB, see `to_rgb`
         return super().__call__(images=images, text=text, **kwargs)
 
 
 UniCLImageProcessor.register_for_auto_class("AutoImageProcessor")
 UniCLProcessor.register_for_auto_class("AutoProcessor")
 
-__all__ = ["UniCLImageProcessor", "UniCLProcessor", "build_clip_tokenizer", "clip_bpe_vocab_and_merges"]
+__all__ = [
+    "UniCLImageProcessor",
+    "UniCLProcessor",
+    "UnreadableImageError",
+    "build_clip_tokenizer",
+    "clip_bpe_vocab_and_merges",
+    "load_image",
+    "to_rgb",
+    "to_rgb_images",
+]

@@ -17,25 +17,67 @@
   `eval_zero_shot_top1` / `eval_zero_shot_top5` (class-name prompts) when a `zero_shot_eval_dataset` is given.
 * Saving: `save_model` / `push_to_hub` write the model with `save_pretrained` (weights, config with `auto_map`, the
   modeling code) and the processor (`processing_class`, or the training dataset's processor when none is given).
+* Reliability: a NaN / inf training loss stops training with `NonFiniteLossError` naming the step, or, with
+  `skip_nonfinite_loss=True`, skips that step (no gradient from the batch) and reports the skipped steps. Unreadable
+  training images that the dataset replaced (see `build_training_dataset(strict=...)`) are collected from the
+  batches, also from dataloader workers, and reported at the end of `train()` (`self.skipped_images`).
+  `resume_from_checkpoint=True` passes over a checkpoint half-written by a kill (see `checkpoint_problem`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import re
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import IntervalStrategy
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
+from transformers.trainer import TRAINER_STATE_NAME
 
-from .data_unicl import UniCLCollator, UniCLTrainingDataset, build_training_dataset, validate_image_label_dataset
+from .data_unicl import (
+    SKIPPED_ROWS_KEY,
+    UniCLCollator,
+    UniCLTrainingDataset,
+    build_training_dataset,
+    validate_image_label_dataset,
+)
 from .prompt_templates import IMAGENET_TEMPLATES, check_templates
 from .zero_shot_unicl import ZeroShotClassifier, zero_shot_counts
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UniCLTrainer", "build_training_dataset"]
+__all__ = ["NonFiniteLossError", "UniCLTrainer", "build_training_dataset", "checkpoint_problem"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss was NaN or infinite; the message names the step."""
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why a Trainer checkpoint folder is incomplete (a save interrupted by a kill), or None when it is complete:
+    trainer_state.json, which `Trainer._save_checkpoint` writes last, must exist and parse, and every *.safetensors
+    file must be readable (header and size)."""
+    state_file = Path(folder) / TRAINER_STATE_NAME
+    if not state_file.is_file():
+        return f"no {TRAINER_STATE_NAME}, which is written last"
+    try:
+        int(json.loads(state_file.read_text(encoding="utf-8"))["global_step"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        return f"{TRAINER_STATE_NAME} is truncated or invalid ({type(error).__name__}: {error})"
+    from safetensors import safe_open
+
+    for weights in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as error:  # noqa: BLE001 - SafetensorError and OS errors alike
+            return f"{weights.name} is truncated or corrupt ({error})"
+    return None
 
 
 class _SamplerEpochCallback(TrainerCallback):
@@ -60,6 +102,8 @@ class UniCLTrainer(Trainer):
         zero_shot_image_column, zero_shot_label_column: its column names ("image", "label").
         zero_shot_templates: prompt templates of the class embeddings (the 80 ImageNet templates).
         zero_shot_batch_size: image batch size of the zero-shot evaluation (default: `per_device_eval_batch_size`).
+        skip_nonfinite_loss: when a training loss is NaN or infinite, skip the step (no gradient from that batch;
+            counted, warned, and reported at the end of `train()`) instead of stopping with `NonFiniteLossError`.
     """
 
     # compute_loss returns a per-batch mean: the Trainer divides it by the gradient accumulation steps
@@ -80,6 +124,7 @@ class UniCLTrainer(Trainer):
         zero_shot_label_column: str = "label",
         zero_shot_templates: Sequence[str] = IMAGENET_TEMPLATES,
         zero_shot_batch_size: int | None = None,
+        skip_nonfinite_loss: bool = False,
         **kwargs,
     ):
         if processing_class is None:
@@ -143,6 +188,48 @@ class UniCLTrainer(Trainer):
         self._logit_scale_sum = None
         self._logit_scale_count = 0
         self.add_callback(_SamplerEpochCallback(self))
+        # unreadable training images replaced by the dataset (row -> description), reported at the end of train()
+        self.skipped_images: dict[int, str] = {}
+        self.skip_nonfinite_loss = bool(skip_nonfinite_loss)
+        self.skipped_nonfinite_steps: list[int] = []  # steps whose loss was NaN / inf (skip_nonfinite_loss=True)
+        if isinstance(self.data_collator, UniCLCollator):
+            self.data_collator.report_skipped_rows = True
+
+    # ------------------------------------------------------------------------------------------------ train
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """`Trainer.train`, then a report of the unreadable training images that were skipped (a warning listing
+        the rows and files; `train_skipped_images` in the returned metrics; `self.skipped_images`) and of skipped
+        non-finite steps.
+
+        `resume_from_checkpoint=True` resumes from the last *complete* checkpoint: one that a kill interrupted while
+        it was being written (no trainer_state.json, which the Trainer writes last, or a truncated weights file) is
+        passed over with a warning. An explicit incomplete checkpoint raises a ValueError saying what is missing."""
+        resume_from_checkpoint = self._complete_checkpoint(resume_from_checkpoint)
+        self.skipped_images, self.skipped_nonfinite_steps = {}, []
+        output = super().train(resume_from_checkpoint, *args, **kwargs)
+        if output.metrics is not None:
+            output.metrics["train_skipped_nonfinite_steps"] = len(self.skipped_nonfinite_steps)
+        if self.skipped_nonfinite_steps:
+            steps = self.skipped_nonfinite_steps
+            logger.warning(
+                f"{len(steps)} training step(s) had a non-finite loss and were skipped (skip_nonfinite_loss=True): "
+                f"steps {steps[:50]}{' ...' if len(steps) > 50 else ''}."
+            )
+        dataset = self.train_dataset
+        if isinstance(dataset, UniCLTrainingDataset):  # rows met in this process (dataloader_num_workers=0)
+            for row, description in dataset.skipped_rows.items():
+                self.skipped_images.setdefault(int(row), description)
+        if output.metrics is not None:
+            output.metrics["train_skipped_images"] = len(self.skipped_images)
+        if self.skipped_images:
+            rows = sorted(self.skipped_images)
+            listed = "\n".join(f"  row {row}: {self.skipped_images[row]}" for row in rows[:50])
+            more = f"\n  ... and {len(rows) - 50} more" if len(rows) > 50 else ""
+            logger.warning(
+                f"{len(rows)} unreadable training image(s) were skipped (each replaced by the next readable row of "
+                f"its type; build the dataset with strict=True to fail instead):\n{listed}{more}"
+            )
+        return output
 
     # ------------------------------------------------------------------------------------------------- data
     def _get_train_sampler(self, train_dataset=None):
@@ -153,6 +240,28 @@ class UniCLTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     # ------------------------------------------------------------------------------------------ checkpoints
+    def _complete_checkpoint(self, resume_from_checkpoint):
+        if isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint:
+            output_dir = Path(self.args.output_dir)
+            found = sorted(
+                (int(m.group(1)), path)
+                for path in (output_dir.iterdir() if output_dir.is_dir() else ())
+                if path.is_dir() and (m := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name))
+            )
+            for _, path in reversed(found):
+                problem = checkpoint_problem(path)
+                if problem is None:
+                    return str(path)
+                logger.warning(f"Checkpoint {path} is incomplete ({problem}): an interrupted save? Skipping it.")
+            if found:
+                raise ValueError(f"No complete checkpoint in {output_dir}: every checkpoint-* folder is incomplete.")
+            return resume_from_checkpoint  # none at all: the Trainer's own error
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)) and Path(resume_from_checkpoint).is_dir():
+            problem = checkpoint_problem(Path(resume_from_checkpoint))
+            if problem is not None:
+                raise ValueError(f"Checkpoint {resume_from_checkpoint} is incomplete: {problem}.")
+        return resume_from_checkpoint
+
     def _plain_model(self, model=None):
         """The unwrapped PreTrainedModel when the weights can be loaded with from_pretrained, else None."""
         if self.is_deepspeed_enabled or self.is_fsdp_enabled or getattr(self, "is_fsdp_xla_enabled", False):
@@ -194,11 +303,17 @@ class UniCLTrainer(Trainer):
         `labels` go to the model, which calls `unicl_loss` with the distributed gather; without labels the model
         falls back to CLIP's loss. `num_items_in_batch` is not used: the loss is a mean over the global batch."""
         inputs = dict(inputs)
+        skipped = inputs.pop(SKIPPED_ROWS_KEY, None) or ()  # never a model input
+        if model.training:
+            for row, description in skipped:
+                self.skipped_images.setdefault(int(row), description)
         inputs["return_loss"] = True
         outputs = model(**inputs)
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
         if loss is None:
             raise ValueError(f"The model returned no loss; the inputs were {sorted(inputs)}.")
+        if model.training and not bool(torch.isfinite(loss.detach()).all()):
+            loss = self._nonfinite_loss(model, loss)
         if model.training:
             scale = outputs["logit_scale"] if isinstance(outputs, dict) else None
             if scale is not None:
@@ -206,6 +321,29 @@ class UniCLTrainer(Trainer):
                 self._logit_scale_sum = scale if self._logit_scale_sum is None else self._logit_scale_sum + scale
                 self._logit_scale_count += 1
         return (loss, outputs) if return_outputs else loss
+
+    def _nonfinite_loss(self, model, loss: torch.Tensor) -> torch.Tensor:
+        """A NaN / inf training loss: raise `NonFiniteLossError` naming the step, or (skip_nonfinite_loss=True)
+        return a stand-in whose backward gives the model no gradient, so the optimizer skips the step."""
+        step = self.state.global_step + 1  # the step being computed, numbered as in the logs
+        value = float(loss.detach().float().reshape(-1)[0].item())
+        if not self.skip_nonfinite_loss:
+            raise NonFiniteLossError(
+                f"UniCLTrainer: non-finite loss ({value}) at step {step} (epoch {self.state.epoch or 0:.2f}). "
+                "Usual causes: a learning rate too high, fp16 overflow (use bf16), or broken inputs in this batch. "
+                "Pass skip_nonfinite_loss=True to UniCLTrainer to skip such steps instead."
+            )
+        if not self.skipped_nonfinite_steps or self.skipped_nonfinite_steps[-1] != step:
+            self.skipped_nonfinite_steps.append(step)
+        logger.warning(f"UniCLTrainer: non-finite loss ({value}) at step {step}; skipping the step.")
+        if self.args.world_size > 1 or getattr(self.accelerator, "scaler", None) is not None:
+            # DDP's reducer and fp16's grad scaler expect a gradient for every parameter: give an exact zero one
+            # (momentum-based optimizers still move the weights by their momentum).
+            parameters = [p for p in model.parameters() if p.requires_grad]
+            return sum((p.reshape(-1)[:1] * 0.0).sum() for p in parameters) + torch.zeros((), device=loss.device)
+        # a leaf of the same value: backward reaches no parameter, every .grad stays None and the optimizer skips
+        # them all; the Trainer's `logging_nan_inf_filter` keeps the NaN out of the logged loss
+        return loss.detach().float().clone().requires_grad_(True)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Adds `logit_scale` (mean temperature multiplier since the last log) to the training logs."""

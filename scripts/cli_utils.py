@@ -19,12 +19,13 @@ class UsageError(Exception):
 
 
 def exit_on_usage_error(main):
-    """Decorator for a script's `main`: turns `UsageError` / `ValueError` raised before training into exit code 2."""
+    """Decorator for a script's `main`: turns `UsageError`, `ValueError` and `OSError` (a missing or unreadable file)
+    into one line and exit code 2."""
 
     def wrapped(argv=None):
         try:
             return main(argv)
-        except (UsageError, ValueError) as error:
+        except (UsageError, ValueError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
 

@@ -284,7 +284,9 @@ def test_decoding_is_lazy(processor):
     )
     from datasets import concatenate_datasets
 
-    ds = build_training_dataset(processor, [concatenate_datasets([good, broken])], mixing="concat")  # builds: no decode
+    ds = build_training_dataset(  # builds: no decode
+        processor, [concatenate_datasets([good, broken])], mixing="concat", strict=True
+    )
     stored = ds.hf_dataset.data.column("unicl_image")[0].as_py()
     assert stored["bytes"][:8] == b"\x89PNG\r\n\x1a\n"  # the table still holds encoded images
     assert ds.hf_dataset.format["type"] == "custom"
