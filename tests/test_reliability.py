@@ -1,4 +1,4 @@
-"""Reliability: images as they come, corrupt training rows, non-finite losses, hostile files (docs/reliability.md).
+"""Reliability: images as they come, corrupt training rows, non-finite losses, hostile files (README: Reliability).
 
 Bad inputs that must raise are listed (and mostly tested) in tests/test_bad_inputs.py; this file tests that good but
 unusual inputs work."""
