@@ -1,0 +1,93 @@
+"""scripts/benchmark.py on tiny configs: the JSON's schema, the pipeline cache's text-forward count, the FLOP
+counter. Nothing here is timed: the speed figures themselves come from a full run (docs/performance.md)."""
+
+import json
+import sys
+
+import pytest
+import torch
+from conftest import REPO_ROOT, TINY_CLIP_TEXT, tiny_config, tiny_processor
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+import benchmark  # noqa: E402
+
+TINY = benchmark.Settings("tiny", num_classes=12, num_templates=3, zero_shot_batch=2, zero_shot_reps=1,
+                          pipeline_images=1, train_batch=2, warmup_steps=0, train_steps=1, matmul_size=64,
+                          matmul_reps=1)
+TEXT = {**TINY_CLIP_TEXT, "max_position_embeddings": 77}
+
+
+def tiny_clip_config():
+    return benchmark.clip_config(
+        {**TEXT, "model_type": "clip_text_model"}, image_size=32, hidden_size=32, intermediate_size=64,
+        num_hidden_layers=1, num_attention_heads=2)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread avoids OpenMP spin-waits on a busy machine (nothing is timed)
+    try:
+        return benchmark.run_benchmark(TINY, tiny_config(text=dict(TEXT)), tiny_clip_config(), tiny_processor(),
+                                       workdir=tmp_path_factory.mktemp("bench"), log=lambda msg: None,
+                                       fresh_processes=False)  # the RSS steps in this process: no interpreter start-up
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_json_schema(results):
+    json.loads(json.dumps(results))  # serialisable
+    for key in benchmark.GOALS:
+        fig = results[key]
+        assert {"ours", "peer", "peer_name", "ratio", "value", "goal", "goal_met"} <= set(fig), key
+        assert isinstance(fig["peer_name"], str) and fig["peer_name"], key
+        if key != "grad_checkpointing_rss_reduction":  # measured in this process here: a step may add ~0 MiB
+            assert fig["ours"] > 0 and fig["peer"] > 0 and fig["ratio"] == pytest.approx(fig["ours"] / fig["peer"])
+    assert results["zero_shot_speedup_vs_pipeline"]["value"] == results["zero_shot_speedup_vs_pipeline"]["ratio"]
+    rss = results["grad_checkpointing_rss_reduction"]
+    assert rss["with_checkpointing"]["peak_rss_mib"] > 0 and rss["without"]["peak_rss_mib"] > 0
+    machine = results["machine"]
+    assert {"cpu", "cpu_count", "torch_threads", "torch", "transformers"} <= set(machine)
+    assert results["mode"] == "tiny" and results["settings"]["num_classes"] == 12
+    assert results["zero_shot"]["num_classes"] == 12 and results["zero_shot"]["num_templates_ours"] == 3
+    assert results["train"]["profile"]["top_ops"], "the profiler found no ops"
+    assert results["train"]["text_tokens"]["77"] == 77 > results["train"]["text_tokens"]["longest"]
+    table = benchmark.markdown(results)
+    assert all(f"`{key}`" in table for key in benchmark.GOALS)
+
+
+def test_cached_pipeline_does_no_text_forward_on_later_calls(results):
+    cache = results["zero_shot_pipeline_cache"]
+    assert cache["first_call_text_forwards"] == 1
+    assert cache["later_calls"] >= 2 and cache["later_calls_text_forwards"] == 0
+    assert results["zero_shot_speedup_vs_pipeline"]["clip_text_forwards"] >= 1  # the peer encodes every call
+
+
+def test_flop_counter_counts_a_training_step(results):
+    assert results["train"]["flops_per_step"] > results["train"]["flops_per_step_longest"] > 0
+    assert results["flops_fraction_of_peak"]["flops_per_step"] == results["train"]["flops_per_step"]
+
+
+def test_class_names_and_captions_are_real_words():
+    names = benchmark.class_names(1000)
+    assert len(set(names)) == 1000 and all(n.replace(" ", "").isalpha() for n in names)
+    tokenizer = tiny_processor().tokenizer
+    lengths = [len(ids) for ids in tokenizer(benchmark.captions(50))["input_ids"]]
+    assert 10 <= min(lengths) and max(lengths) <= 20
+
+
+def test_trimming_trailing_padding_keeps_text_features():
+    """The proposed model change (cut 77-token inputs to the longest text) must not change the features."""
+    from modeling_unicl import UniCLModel
+
+    torch.manual_seed(0)
+    config = tiny_config(text=dict(TEXT))
+    model = UniCLModel(config).eval()
+    batches = benchmark.train_batches(tiny_processor(), config, 4)
+    padded, longest = batches["77"], batches["longest"]
+    assert torch.equal(padded["input_ids"][:, : longest["input_ids"].shape[1]], longest["input_ids"])
+    with torch.no_grad():
+        full = model.get_text_features(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
+        cut = model.get_text_features(input_ids=longest["input_ids"], attention_mask=longest["attention_mask"])
+    torch.testing.assert_close(full.pooler_output, cut.pooler_output, rtol=1e-5, atol=1e-5)
