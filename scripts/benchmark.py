@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """UniCL speed on CPU. Every figure is a ratio against a named peer measured in the same run (no absolute claims).
 
-    python scripts/benchmark.py [--quick] [--json PATH] [--num_classes N] [--templates N]
+    python scripts/benchmark.py [--quick] [--json PATH] [--num_classes N] [--templates N] [--threads N]
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
    then per image batch one image forward + one matmul) vs transformers' `pipeline("zero-shot-image-classification")`
    with a same-size `CLIPModel` (ViT-B/32 vision, 12-layer 512-wide text; random weights), and the same pipeline on
    our UniCL model saved to a folder (its text-feature cache: the first call encodes the labels, later calls 0 text
    forwards, counted with a forward hook on `model.text_model`). Images/s include image preprocessing on both sides.
-2. Training step (forward + backward + AdamW, fp32, SDPA): `UniCLModel` + `unicl_loss` vs the same towers in
+2. Training step (forward + backward + fused AdamW, fp32, SDPA): `UniCLModel` + `unicl_loss` vs the same towers in
    `transformers.VisionTextDualEncoderModel` with its CLIP loss, on identical 77-token inputs; ours with text padded
    to the longest caption (as `UniCLCollator` does) vs 77 tokens; bf16 autocast vs fp32. Steps are interleaved
    round-robin (A B C D A B C D ...) after warm-up steps, so machine drift hits every variant alike; medians.
@@ -234,7 +234,8 @@ def dual_encoder_step(model, optimizer, batch):
 
 
 def adamw(model):
-    return torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05)
+    """Fused AdamW: what transformers' Trainer uses by default (`optim="adamw_torch_fused"`), for both models."""
+    return torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.05, fused=True)
 
 
 def profile_step(step, top: int = 12) -> dict:
@@ -311,6 +312,8 @@ def bench_train(config, processor, settings: Settings) -> dict:
     steps["ours_77"]()  # first call allocates optimizer state: keep it out of the profile
     profile = profile_step(steps["ours_77"])
     profile["towers_77"] = tower_times(ours, batches["77"])
+    steps["ours_77"]()
+    profile["towers_77"]["adamw_step_s"] = seconds(ours_opt.step)  # the optimizer alone, on the last gradients
     flops = count_flops(steps["ours_77"])
     flops_longest = count_flops(steps["ours_longest"])
     times = round_robin(steps, settings.warmup_steps, settings.train_steps)
@@ -393,7 +396,9 @@ def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool =
     procs = {}
     for name, checkpointing in (("without", False), ("with", True)):
         spec = {"config": config.to_dict(), "batch": batch, "checkpointing": checkpointing, "padding": padding}
-        procs[name] = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--rss_worker", json.dumps(spec)],
+        command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()),
+                   "--rss_worker", json.dumps(spec)]
+        procs[name] = subprocess.Popen(command,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = {}
     for name, proc in procs.items():
@@ -443,6 +448,9 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
     ours_s = statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
     assert counter.calls == 0, "classifying images must not run the text tower"
     ours_ips = len(images) / ours_s
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the image side only; the class matrix stays the fp32 one
+        classify()
+        ours_bf16_ips = len(images) / statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
 
     def time_pipe(pipe, labels, pipe_images):
         per_image = [seconds(lambda im=im: pipe(im, candidate_labels=labels, hypothesis_template=pipe_template))
@@ -499,6 +507,9 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
         "speedup": figure(ours_ips, clip_ips, "pipeline('zero-shot-image-classification') + CLIPModel ViT-B/32 "
                           "(random init)", "images/s", compared=compared, clip_text_forwards=clip_text_forwards,
                           clip_images=len(clip_times)),
+        "bf16": figure(ours_bf16_ips, clip_ips, "pipeline('zero-shot-image-classification') + CLIPModel ViT-B/32 "
+                       "(random init), fp32", "images/s",
+                       note="ours with torch.autocast('cpu', bfloat16) around preprocessing + image forward + matmul"),
         "vs_cached_pipeline": figure(ours_ips, cached_ips, "pipeline('zero-shot-image-classification') + UniCL "
                                      "folder, later calls (text cache warm)", "images/s"),
         "pipeline_cache": {
@@ -541,9 +552,10 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     step_peer = "VisionTextDualEncoderModel (same Swin + CLIP-text configs, CLIP loss), 77 tokens"
     results["zero_shot_speedup_vs_pipeline"] = with_goal(
         "zero_shot_speedup_vs_pipeline", zero_shot["speedup"], zero_shot["speedup"]["ratio"])
+    results["zero_shot_bf16_autocast_vs_pipeline"] = zero_shot["bf16"]
     results["zero_shot_vs_cached_pipeline"] = zero_shot["vs_cached_pipeline"]
     results["zero_shot_pipeline_cache"] = zero_shot["pipeline_cache"]
-    results["zero_shot"] = {k: v for k, v in zero_shot.items() if k not in ("speedup", "vs_cached_pipeline", "pipeline_cache")}
+    results["zero_shot"] = {k: v for k, v in zero_shot.items() if k not in ("speedup", "bf16", "vs_cached_pipeline", "pipeline_cache")}
     fig = figure(ips["ours_77"], ips["dual_encoder_77"], step_peer, "images/s")
     results["train_step_ratio_vs_dual_encoder"] = with_goal("train_step_ratio_vs_dual_encoder", fig, fig["ratio"])
     fig = figure(ips["ours_longest"], ips["ours_77"], "UniCLModel, text padded to 77 tokens", "images/s",
@@ -558,9 +570,12 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
         note="what train_step_ratio_vs_dual_encoder becomes if UniCLModel cut 77-token inputs to the batch's longest "
              "text before its text tower (CLIP pools at the first end-of-text token behind a causal mask, so the "
              "features do not change): our step on the same texts padded to the longest vs the peer on 77 tokens")
+    fastest = train["flops_per_step"] / min(train["step_s"]["ours_77"]) / 1e9
     fig = figure(achieved, peak, f"fp32 torch.matmul {settings.matmul_size}x{settings.matmul_size} (best of "
                  f"{settings.matmul_reps})", "GFLOP/s", flops_per_step=train["flops_per_step"],
-                 step_s=train["median_step_s"]["ours_77"])
+                 step_s=train["median_step_s"]["ours_77"], fraction_fastest_step=fastest / peak,
+                 note="ours: FLOPs of one fp32 training step (FlopCounterMode: matmuls + attention, forward + "
+                      "backward) / the median step time (ours, 77 tokens)")
     results["flops_fraction_of_peak"] = with_goal("flops_fraction_of_peak", fig, fig["ratio"])
     fig = figure(ckpt["step_increase_mib"], plain["step_increase_mib"], "same step without gradient checkpointing",
                  "MiB: peak RSS of 2 steps - RSS before them", with_checkpointing=ckpt, without=plain,
@@ -570,6 +585,7 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     reduction = None if fig["ratio"] is None else 1 - fig["ratio"]
     results["grad_checkpointing_rss_reduction"] = with_goal("grad_checkpointing_rss_reduction", fig, reduction)
     results["train"] = train
+    results["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["elapsed_s"] = time.perf_counter() - started
     return results
 
@@ -583,6 +599,7 @@ def markdown(results: dict) -> str:
         ("zero_shot_vs_cached_pipeline", "images/s"),
         ("train_step_ratio_vs_dual_encoder", "images/s"),
         ("train_step_ratio_padded_to_longest_vs_77", "images/s"),
+        ("zero_shot_bf16_autocast_vs_pipeline", "images/s"),
         ("train_step_bf16_autocast_vs_fp32", "images/s"),
         ("proposed_trim_padding_vs_dual_encoder", "images/s"),
         ("flops_fraction_of_peak", "GFLOP/s"),
@@ -612,12 +629,20 @@ def parse_args(argv):
     parser.add_argument("--num_classes", type=int, default=None, help="zero-shot classes (default 1000, quick 100)")
     parser.add_argument("--templates", type=int, default=None, help="templates for our classifier (default 80, quick 4)")
     parser.add_argument("--train_batch", type=int, default=None, help="training batch (default 32, quick 4)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's, one per core); on a machine where other jobs hold "
+                             "cores, use the number of idle cores: OpenMP barriers stall on busy ones")
     parser.add_argument("--rss_worker", default=None, help=argparse.SUPPRESS)  # internal: one step in a fresh process
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print("error: --threads must be >= 1", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     if args.rss_worker is not None:
         print(json.dumps(rss_worker(json.loads(args.rss_worker))))
         return 0
