@@ -14,7 +14,8 @@
    round-robin (A B C D A B C D ...) after warm-up steps, so machine drift hits every variant alike; medians.
    One step is profiled with `torch.profiler` (top ops by self CPU time) before anything else.
 3. FLOPs of one training step (`FlopCounterMode`) / step time, as a fraction of a large fp32 `torch.matmul`'s rate.
-4. Peak RSS of one training step without vs with `gradient_checkpointing_enable()`, each in a fresh subprocess.
+4. Peak RSS of two training steps (the first allocates AdamW's state) without vs with
+   `gradient_checkpointing_enable()`, each in a fresh subprocess.
 
 `--quick` (<= 3 minutes on 2 cores) uses fewer classes and templates, a smaller batch and fewer steps; the JSON says
 which settings ran (`settings`)."""
@@ -43,7 +44,6 @@ if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 GOALS = {  # figure -> minimum value the issue asks for
     "zero_shot_speedup_vs_pipeline": 100.0,
@@ -387,26 +387,23 @@ def rss_worker(spec: dict) -> dict:
 
 
 def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool = True) -> dict[str, dict]:
-    """One step without and one with gradient checkpointing, each in its own fresh process. The two run side by side
-    (a process's peak RSS is its own), which halves the wall time. `fresh_processes=False` (tests: no interpreter
-    start-up) runs both here, one after the other: the schema is the same, the numbers are not comparable."""
-    if not fresh_processes:
-        return {name: rss_worker({"config": config.to_dict(), "batch": batch, "checkpointing": ckpt, "padding": padding})
-                for name, ckpt in (("without", False), ("with", True))}
-    procs = {}
+    """Two steps without and two with gradient checkpointing, each pair in its own fresh process, one after the
+    other (side by side they would add up to the machine's peak). `fresh_processes=False` (tests: no interpreter
+    start-up) runs both here: the schema is the same, the numbers are not comparable."""
+    results = {}
     for name, checkpointing in (("without", False), ("with", True)):
         spec = {"config": config.to_dict(), "batch": batch, "checkpointing": checkpointing, "padding": padding}
+        if not fresh_processes:
+            results[name] = rss_worker(spec)
+            continue
         command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()),
                    "--rss_worker", json.dumps(spec)]
-        procs[name] = subprocess.Popen(command,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    results = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"RSS worker ({name} checkpointing) failed:\n{out}\n{err}")
-        results[name] = json.loads(out.strip().splitlines()[-1])
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"RSS worker ({name} checkpointing) failed:\n{out.stdout}\n{out.stderr}")
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
+
 
 # ------------------------------------------------------------------------------------------------ zero-shot
 class CountForwards:
