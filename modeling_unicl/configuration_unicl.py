@@ -72,6 +72,12 @@ class UniCLConfig(PreTrainedConfig):
             How many token batches `UniCLModel` keeps the text features of during inference (no gradients), so that
             the zero-shot pipeline encodes its candidate labels once; 0 disables. Entries are tied to the exact
             text-tower weights that computed them.
+        trim_text_padding (`bool`, *optional*, defaults to `True`):
+            Whether `UniCLModel.forward` cuts trailing token positions that cannot change any pooled text feature
+            before running the text tower (CLIP's tower: everything after the batch's last end-of-text token, which
+            a causal mask hides from it; BERT-like towers: columns the attention mask hides in every row). The
+            features and the loss are unchanged up to float rounding; `text_model_output.last_hidden_state` is then
+            shorter than `input_ids`. Texts padded to 77 tokens then cost what texts padded to the longest one do.
         logit_scale_max (`float`, *optional*, defaults to 100.0):
             Upper bound of `exp(logit_scale)`. CLIP's bound: larger multipliers make the softmax so sharp that
             training becomes unstable.
@@ -100,6 +106,7 @@ class UniCLConfig(PreTrainedConfig):
     logit_scale_max: float | int = 100.0
     initializer_factor: float | int = 1.0
     text_embedding_cache_size: int = 32
+    trim_text_padding: bool = True
 
     def __post_init__(self, **kwargs):
         self.vision_config = _with_unicl_defaults(self.vision_config, UNICL_SWIN_TINY_VISION_CONFIG)

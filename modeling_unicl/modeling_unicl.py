@@ -99,6 +99,28 @@ def _pool_text(model_type: str, outputs) -> torch.Tensor:
     return outputs.last_hidden_state[:, 0]
 
 
+def pooled_text_length(text_config, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> int:
+    """How many leading token positions the pooled text feature of every row depends on; positions after it can be
+    cut before the text tower without changing `pooler_output` (only `last_hidden_state` gets shorter).
+
+    CLIP's text tower pools at the first end-of-text token (the largest id when `eos_token_id == 2`, as transformers
+    does) behind a causal mask, so nothing after that token reaches it, whatever the padding or attention mask.
+    BERT-like towers attend both ways, so only trailing columns that the attention mask hides in every row go."""
+    length = input_ids.shape[1]
+    if length == 0:
+        return 0
+    if text_config.model_type == "clip_text_model":
+        if text_config.eos_token_id == 2:
+            positions = input_ids.to(torch.int).argmax(dim=-1)
+        else:
+            positions = (input_ids == text_config.eos_token_id).int().argmax(dim=-1)
+        return int(positions.max()) + 1
+    if attention_mask is None:
+        return length
+    visible = attention_mask.bool().any(dim=0)
+    return int(visible.nonzero().max()) + 1 if bool(visible.any()) else length
+
+
 def _build_tower(sub_config) -> PreTrainedModel:
     kwargs = {"add_pooling_layer": False} if sub_config.model_type in _NO_POOLING_LAYER else {}
     tower = AutoModel.from_config(sub_config, **kwargs)
@@ -294,8 +316,15 @@ class UniCLModel(UniCLPreTrainedModel):
 
     # --------------------------------------------------------------------------------------------- features
     def _text_features_maybe_cached(self, input_ids, attention_mask, **kwargs) -> BaseModelOutputWithPooling:
-        """`get_text_features`, served from `text_embedding_cache` when nothing needs gradients or tower internals
-        (inference: the zero-shot pipeline, evaluation). A cached result has only `pooler_output`."""
+        """`get_text_features` for `forward`: with `config.trim_text_padding`, on the tokens up to the last one any
+        pooled feature depends on (padding to 77 then costs what padding to the longest text does); served from
+        `text_embedding_cache` when nothing needs gradients or tower internals (inference: the zero-shot pipeline,
+        evaluation). A cached result has only `pooler_output`."""
+        if self.config.trim_text_padding and not kwargs:
+            self._check_input_ids(input_ids, attention_mask)
+            length = pooled_text_length(self.config.text_config, input_ids, attention_mask)
+            input_ids = input_ids[:, :length]
+            attention_mask = None if attention_mask is None else attention_mask[:, :length]
         cache = self.text_embedding_cache
         if cache.max_entries <= 0 or torch.is_grad_enabled() or kwargs:
             return self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)

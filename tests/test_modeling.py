@@ -132,6 +132,100 @@ def test_clip_text_pools_at_first_eos_whatever_the_padding():
     assert not torch.allclose(changed, reference)
 
 
+def _padded_texts(lengths, total, eos, pad, first=49406, vocab=49405):
+    """Rows of `lengths` tokens (start, words, eos) right-padded with `pad` to `total`, and their attention mask."""
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.full((len(lengths), total), pad)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.randint(1, vocab, (length,), generator=generator)
+        ids[row, 0], ids[row, length - 1] = first, eos
+    mask = (torch.arange(total)[None] < torch.tensor(lengths)[:, None]).long()
+    return ids, mask
+
+
+class TextLengths:
+    """Records the sequence length every text-tower forward runs on."""
+
+    def __init__(self, model):
+        self.lengths = []
+        model.text_model.register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        self.lengths.append((args[0] if args else kwargs["input_ids"]).shape[1])
+
+
+@pytest.mark.parametrize(
+    "text_type, eos, pad",
+    [("clip_text_model", 49407, 49407), ("clip_text_model", 49407, 0), ("bert", 2, 0), ("roberta", 2, 1)],
+)
+def test_trimmed_text_padding_changes_no_feature_loss_or_gradient(text_type, eos, pad):
+    vocab = 49408 if text_type == "clip_text_model" else 99
+    ids, mask = _padded_texts([4, 7, 5], total=20, eos=eos, pad=pad, first=49406 if vocab == 49408 else 0,
+                              vocab=min(vocab, 49405))
+    pixel_values = torch.randn(3, 3, 32, 32)
+    labels = torch.tensor([0, 1, 0])
+    runs = {}
+    for trim in (False, True):
+        torch.manual_seed(0)
+        no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0) if text_type != "clip_text_model" else {}
+        model = UniCLModel(tiny_config(text={**TINY_TEXT[text_type], **no_dropout}, trim_text_padding=trim))
+        lengths = TextLengths(model)
+        out = model(input_ids=ids, pixel_values=pixel_values, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        runs[trim] = (out, grads, lengths.lengths)
+    (plain, plain_grads, plain_lengths), (trimmed, trimmed_grads, trimmed_lengths) = runs[False], runs[True]
+    assert plain_lengths == [20] and trimmed_lengths == [7]  # the longest row's eos / last unmasked token
+    torch.testing.assert_close(trimmed.text_embeds, plain.text_embeds, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(trimmed.loss, plain.loss, atol=1e-6, rtol=1e-5)
+    assert plain_grads.keys() == trimmed_grads.keys()
+    for name in plain_grads:
+        scale = plain_grads[name].abs().max().item()  # float rounding of a sum over different kernels' blocks
+        torch.testing.assert_close(trimmed_grads[name], plain_grads[name], atol=max(1e-5 * scale, 1e-6), rtol=1e-4)
+
+
+def test_clip_text_is_trimmed_at_the_last_eos_even_without_an_attention_mask():
+    model = UniCLModel(tiny_config()).eval()
+    lengths = TextLengths(model)
+    ids, _ = _padded_texts([3, 6], total=77, eos=49407, pad=49407)
+    with torch.no_grad():
+        model(input_ids=ids, pixel_values=torch.randn(2, 3, 32, 32))
+    assert lengths.lengths == [6]
+
+
+def test_bert_is_not_trimmed_where_a_row_still_sees_the_column():
+    model = UniCLModel(tiny_config(text=dict(TINY_TEXT["bert"]))).eval()
+    lengths = TextLengths(model)
+    ids, mask = _padded_texts([3, 6], total=10, eos=2, pad=0, first=0, vocab=99)
+    with torch.no_grad():
+        model(input_ids=ids, pixel_values=torch.randn(2, 3, 32, 32))  # no mask: every column is seen
+        model(input_ids=ids, pixel_values=torch.randn(2, 3, 32, 32), attention_mask=mask)
+    assert lengths.lengths == [10, 6]
+
+
+def test_legacy_clip_eos_id_2_trims_at_the_largest_id():
+    config = tiny_config(text={**TINY_CLIP_TEXT, "eos_token_id": 2})
+    model = UniCLModel(config).eval()
+    lengths = TextLengths(model)
+    ids = torch.tensor([[49406, 320, 49407, 0, 0], [49406, 320, 1125, 49407, 0]])
+    with torch.no_grad():
+        trimmed = model(input_ids=ids, pixel_values=torch.randn(2, 3, 32, 32)).text_embeds
+        full = nn_normalize(model.get_text_features(ids).pooler_output)
+    assert lengths.lengths == [4, 5]
+    torch.testing.assert_close(trimmed, full, atol=1e-6, rtol=1e-5)
+
+
+def test_trim_text_padding_must_be_a_bool():
+    from huggingface_hub.errors import StrictDataclassFieldValidationError  # transformers' typed config fields
+
+    with pytest.raises(StrictDataclassFieldValidationError, match="trim_text_padding"):
+        UniCLConfig(trim_text_padding="yes")
+
+
+def nn_normalize(x):
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
 def test_forward_logits_and_losses():
     model = UniCLModel(tiny_config()).eval()
     input_ids, attention_mask = _text_batch(batch=4)
