@@ -2,6 +2,7 @@
 """UniCL speed on CPU. Every figure is a ratio against a named peer measured in the same run (no absolute claims).
 
     python scripts/benchmark.py [--quick] [--json PATH] [--num_classes N] [--templates N] [--threads N]
+                                [--keep_freed_memory on|off]
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
    then per image batch one image forward + one matmul) vs transformers' `pipeline("zero-shot-image-classification")`
@@ -9,13 +10,18 @@
    our UniCL model saved to a folder (its text-feature cache: the first call encodes the labels, later calls 0 text
    forwards, counted with a forward hook on `model.text_model`). Images/s include image preprocessing on both sides.
 2. Training step (forward + backward + fused AdamW, fp32, SDPA): `UniCLModel` + `unicl_loss` vs the same towers in
-   `transformers.VisionTextDualEncoderModel` with its CLIP loss, on identical 77-token inputs; ours with text padded
-   to the longest caption (as `UniCLCollator` does) vs 77 tokens; bf16 autocast vs fp32. Steps are interleaved
-   round-robin (A B C D A B C D ...) after warm-up steps, so machine drift hits every variant alike; medians.
-   One step is profiled with `torch.profiler` (top ops by self CPU time) before anything else.
-3. FLOPs of one training step (`FlopCounterMode`) / step time, as a fraction of a large fp32 `torch.matmul`'s rate.
+   `transformers.VisionTextDualEncoderModel` with its CLIP loss, on identical 77-token inputs; ours on the same
+   captions padded to the longest (as `UniCLCollator` does) vs the dual encoder on 77 tokens (transformers'
+   contrastive example pads to a fixed length); ours with `trim_text_padding` off; both models under bf16 autocast.
+   Steps are interleaved round-robin (A B C D A B C D ...) after warm-up steps, so machine drift hits every variant
+   alike; medians. Steps are profiled with `torch.profiler` (top ops by self CPU time) before anything else.
+3. FLOPs of one training step (`FlopCounterMode`) / step time, as a fraction of a large fp32 `torch.matmul`'s rate
+   (measured before, between and after the rest; the highest counts).
 4. Peak RSS of two training steps (the first allocates AdamW's state) without vs with
    `gradient_checkpointing_enable()`, each in a fresh subprocess.
+
+Everything runs with `modeling_unicl.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
+`scripts/train.py` does by default; `--keep_freed_memory off` measures without. It applies to every model alike.
 
 `--quick` (<= 3 minutes on 2 cores) uses fewer classes and templates, a smaller batch and fewer steps; the JSON says
 which settings ran (`settings`)."""
@@ -219,13 +225,15 @@ def unicl_step(model, optimizer, batch, autocast_dtype=None):
     return step
 
 
-def dual_encoder_step(model, optimizer, batch):
+def dual_encoder_step(model, optimizer, batch, autocast_dtype=None):
     """One step of `VisionTextDualEncoderModel` with its built-in CLIP loss (`return_loss=True`)."""
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"],
-                     attention_mask=batch["attention_mask"], return_loss=True).loss
+        ctx = torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+        with ctx:
+            loss = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"],
+                         attention_mask=batch["attention_mask"], return_loss=True).loss
         loss.backward()
         optimizer.step()
         return loss
@@ -294,8 +302,23 @@ def matmul_peak(n: int, reps: int) -> float:
     return 2 * n**3 / best / 1e9
 
 
+class Untrimmed(contextlib.ContextDecorator):
+    """Runs a `UniCLModel` step with `config.trim_text_padding` off (the text tower sees every padding token)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.previous = self.model.config.trim_text_padding
+        self.model.config.trim_text_padding = False
+
+    def __exit__(self, *exc):
+        self.model.config.trim_text_padding = self.previous
+
+
 def bench_train(config, processor, settings: Settings) -> dict:
-    """Round-robin steps of: ours 77 tokens, dual encoder 77 tokens, ours padded to longest (fp32 and bf16)."""
+    """Round-robin steps of: ours and the dual encoder on identical 77-token inputs, ours without cutting the
+    padding, ours padded to the longest caption (the collator), and both models under bf16 autocast."""
     from modeling_unicl import UniCLModel
 
     torch.manual_seed(0)
@@ -303,19 +326,23 @@ def bench_train(config, processor, settings: Settings) -> dict:
     peer = dual_encoder(config).train()
     ours_opt, peer_opt = adamw(ours), adamw(peer)
     batches = train_batches(processor, config, settings.train_batch)
+    bf16 = torch.bfloat16
     steps = {
         "ours_77": unicl_step(ours, ours_opt, batches["77"]),
         "dual_encoder_77": dual_encoder_step(peer, peer_opt, batches["77"]),
+        "ours_77_untrimmed": Untrimmed(ours)(unicl_step(ours, ours_opt, batches["77"])),
         "ours_longest": unicl_step(ours, ours_opt, batches["longest"]),
-        "ours_longest_bf16_autocast": unicl_step(ours, ours_opt, batches["longest"], torch.bfloat16),
+        "ours_longest_bf16_autocast": unicl_step(ours, ours_opt, batches["longest"], bf16),
+        "dual_encoder_77_bf16_autocast": dual_encoder_step(peer, peer_opt, batches["77"], bf16),
     }
-    steps["ours_77"]()  # first call allocates optimizer state: keep it out of the profile
-    profile = profile_step(steps["ours_77"])
-    profile["towers_77"] = tower_times(ours, batches["77"])
+    steps["ours_77_untrimmed"]()  # first call allocates optimizer state: keep it out of the profile
+    profile = profile_step(steps["ours_77_untrimmed"])
+    with Untrimmed(ours):
+        profile["towers_77_untrimmed"] = tower_times(ours, batches["77"])
     steps["ours_77"]()
-    profile["towers_77"]["adamw_step_s"] = seconds(ours_opt.step)  # the optimizer alone, on the last gradients
-    flops = count_flops(steps["ours_77"])
-    flops_longest = count_flops(steps["ours_longest"])
+    profile["towers_77_untrimmed"]["adamw_step_s"] = seconds(ours_opt.step)  # the optimizer alone
+    profile["after_trimming"] = profile_step(steps["ours_77"])
+    flops = {name: count_flops(steps[name]) for name in ("ours_77", "dual_encoder_77", "ours_longest")}
     times = round_robin(steps, settings.warmup_steps, settings.train_steps)
     median = {name: statistics.median(t) for name, t in times.items()}
     batch = settings.train_batch
@@ -331,7 +358,6 @@ def bench_train(config, processor, settings: Settings) -> dict:
         "step_s": times,
         "median_step_s": median,
         "flops_per_step": flops,
-        "flops_per_step_longest": flops_longest,
         "text_tokens": {"77": int(batches["77"]["input_ids"].shape[1]),
                         "longest": int(batches["longest"]["input_ids"].shape[1])},
         "attn_implementation": attn,
@@ -360,6 +386,10 @@ def rss_worker(spec: dict) -> dict:
 
     from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor
 
+    if spec.get("keep_freed_memory"):
+        from modeling_unicl.runtime import keep_freed_memory
+
+        keep_freed_memory()
     torch.manual_seed(0)
     config = UniCLConfig.from_dict(spec["config"])
     model = UniCLModel._from_config(config, attn_implementation="sdpa").train()
@@ -386,13 +416,15 @@ def rss_worker(spec: dict) -> dict:
             "first_forward_backward_increase_mib": (forward_backward_peak - before) / 1024, "peak_reset": reset}
 
 
-def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool = True) -> dict[str, dict]:
+def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool = True,
+                keep_freed: bool = False) -> dict[str, dict]:
     """Two steps without and two with gradient checkpointing, each pair in its own fresh process, one after the
     other (side by side they would add up to the machine's peak). `fresh_processes=False` (tests: no interpreter
     start-up) runs both here: the schema is the same, the numbers are not comparable."""
     results = {}
     for name, checkpointing in (("without", False), ("with", True)):
-        spec = {"config": config.to_dict(), "batch": batch, "checkpointing": checkpointing, "padding": padding}
+        spec = {"config": config.to_dict(), "batch": batch, "checkpointing": checkpointing, "padding": padding,
+                "keep_freed_memory": keep_freed}
         if not fresh_processes:
             results[name] = rss_worker(spec)
             continue
@@ -523,8 +555,10 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
 
 # ------------------------------------------------------------------------------------------------ run + report
 def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None, workdir: Path | None = None,
-                  log=print, fresh_processes: bool = True) -> dict:
-    """Every measurement; `config` / `clip_cfg` / `processor` default to the paper's sizes (tests pass tiny ones)."""
+                  log=print, fresh_processes: bool = True, keep_freed: bool = False) -> dict:
+    """Every measurement; `config` / `clip_cfg` / `processor` default to the paper's sizes (tests pass tiny ones).
+    `keep_freed` says whether this process (and the RSS workers) run with `keep_freed_memory()`; it applies to ours
+    and to every peer alike."""
     from modeling_unicl import UniCLProcessor
 
     config = config if config is not None else unicl_config()
@@ -532,47 +566,58 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     processor = processor if processor is not None else UniCLProcessor()
     started = time.perf_counter()
     results = {"mode": settings.mode, "settings": asdict(settings), "machine": machine_info()}
+    results["machine"]["keep_freed_memory"] = keep_freed
 
+    # The machine's matmul rate drifts (shared hosts): measured before, between and after; the best one is the peak.
+    peaks = [matmul_peak(settings.matmul_size, settings.matmul_reps)]
     log("training steps (profile, FLOPs, round-robin timing) ...")
     train = bench_train(config, processor, settings)
-    ips = train["images_per_s"]
+    ips, median, flops = train["images_per_s"], train["median_step_s"], train["flops_per_step"]
     log("fp32 matmul peak ...")
-    peak = matmul_peak(settings.matmul_size, settings.matmul_reps)
-    achieved = train["flops_per_step"] / train["median_step_s"]["ours_77"] / 1e9
+    peaks.append(matmul_peak(settings.matmul_size, settings.matmul_reps))
     log("peak RSS with / without gradient checkpointing (fresh processes) ...")
-    rss = measure_rss(config, settings.train_batch, fresh_processes=fresh_processes)
+    rss = measure_rss(config, settings.train_batch, fresh_processes=fresh_processes, keep_freed=keep_freed)
     plain, ckpt = rss["without"], rss["with"]
     log("zero-shot ...")
     with tempfile.TemporaryDirectory() if workdir is None else contextlib.nullcontext(workdir) as tmp:
         zero_shot = bench_zero_shot(config, processor, clip_cfg, settings, Path(tmp))
+    peaks.append(matmul_peak(settings.matmul_size, settings.matmul_reps))
+    peak = max(peaks)
 
-    step_peer = "VisionTextDualEncoderModel (same Swin + CLIP-text configs, CLIP loss), 77 tokens"
     results["zero_shot_speedup_vs_pipeline"] = with_goal(
         "zero_shot_speedup_vs_pipeline", zero_shot["speedup"], zero_shot["speedup"]["ratio"])
     results["zero_shot_bf16_autocast_vs_pipeline"] = zero_shot["bf16"]
     results["zero_shot_vs_cached_pipeline"] = zero_shot["vs_cached_pipeline"]
     results["zero_shot_pipeline_cache"] = zero_shot["pipeline_cache"]
     results["zero_shot"] = {k: v for k, v in zero_shot.items() if k not in ("speedup", "bf16", "vs_cached_pipeline", "pipeline_cache")}
-    fig = figure(ips["ours_77"], ips["dual_encoder_77"], step_peer, "images/s")
+
+    peer_77 = "VisionTextDualEncoderModel (same Swin + CLIP-text configs, CLIP loss), 77 tokens"
+    fig = figure(ips["ours_77"], ips["dual_encoder_77"], peer_77, "images/s",
+                 note="identical inputs: the same images and 77-token texts")
     results["train_step_ratio_vs_dual_encoder"] = with_goal("train_step_ratio_vs_dual_encoder", fig, fig["ratio"])
-    fig = figure(ips["ours_longest"], ips["ours_77"], "UniCLModel, text padded to 77 tokens", "images/s",
-                 tokens=train["text_tokens"])
+    fig = figure(ips["ours_longest"], ips["dual_encoder_77"], peer_77 + " (transformers' contrastive example pads "
+                 "to max_seq_length)", "images/s", tokens=train["text_tokens"],
+                 note="ours: the same captions collated by UniCLCollator (padded to the batch's longest)")
     results["train_step_ratio_padded_to_longest_vs_77"] = with_goal(
         "train_step_ratio_padded_to_longest_vs_77", fig, fig["ratio"])
+    results["train_step_trim_padding_vs_untrimmed"] = figure(
+        ips["ours_77"], ips["ours_77_untrimmed"], "UniCLModel with trim_text_padding=False, 77 tokens", "images/s",
+        note="what cutting the padding after the batch's last end-of-text token gains on 77-token inputs")
     results["train_step_bf16_autocast_vs_fp32"] = figure(
         ips["ours_longest_bf16_autocast"], ips["ours_longest"], "UniCLModel fp32, padded to longest", "images/s",
         note="torch.autocast('cpu', bfloat16) around forward + loss")
-    results["proposed_trim_padding_vs_dual_encoder"] = figure(
-        ips["ours_longest"], ips["dual_encoder_77"], step_peer, "images/s",
-        note="what train_step_ratio_vs_dual_encoder becomes if UniCLModel cut 77-token inputs to the batch's longest "
-             "text before its text tower (CLIP pools at the first end-of-text token behind a causal mask, so the "
-             "features do not change): our step on the same texts padded to the longest vs the peer on 77 tokens")
-    fastest = train["flops_per_step"] / min(train["step_s"]["ours_77"]) / 1e9
-    fig = figure(achieved, peak, f"fp32 torch.matmul {settings.matmul_size}x{settings.matmul_size} (best of "
-                 f"{settings.matmul_reps})", "GFLOP/s", flops_per_step=train["flops_per_step"],
-                 step_s=train["median_step_s"]["ours_77"], fraction_fastest_step=fastest / peak,
-                 note="ours: FLOPs of one fp32 training step (FlopCounterMode: matmuls + attention, forward + "
-                      "backward) / the median step time (ours, 77 tokens)")
+    results["train_step_bf16_ratio_vs_dual_encoder_bf16"] = figure(
+        ips["ours_longest_bf16_autocast"], ips["dual_encoder_77_bf16_autocast"], peer_77 + ", bf16 autocast",
+        "images/s", note="both under torch.autocast('cpu', bfloat16); ours padded to the longest caption")
+    achieved = {name: flops[name] / median[name] / 1e9 for name in flops}
+    fig = figure(achieved["ours_77"], peak, f"fp32 torch.matmul {settings.matmul_size}x{settings.matmul_size} (best "
+                 f"of {settings.matmul_reps}, measured {len(peaks)} times: before, between and after; the highest)",
+                 "GFLOP/s", flops_per_step=flops["ours_77"], step_s=median["ours_77"], peaks_gflops=peaks,
+                 fraction_fastest_step=flops["ours_77"] / min(train["step_s"]["ours_77"]) / 1e9 / peak,
+                 fraction_ours_longest=achieved["ours_longest"] / peak,
+                 fraction_dual_encoder_77=achieved["dual_encoder_77"] / peak,
+                 note="ours: FLOPs of one fp32 training step as run (FlopCounterMode: matmuls + attention, forward + "
+                      "backward; the cut padding is not counted) / the median step time (ours, 77-token inputs)")
     results["flops_fraction_of_peak"] = with_goal("flops_fraction_of_peak", fig, fig["ratio"])
     fig = figure(ckpt["step_increase_mib"], plain["step_increase_mib"], "same step without gradient checkpointing",
                  "MiB: peak RSS of 2 steps - RSS before them", with_checkpointing=ckpt, without=plain,
@@ -596,9 +641,10 @@ def markdown(results: dict) -> str:
         ("zero_shot_vs_cached_pipeline", "images/s"),
         ("train_step_ratio_vs_dual_encoder", "images/s"),
         ("train_step_ratio_padded_to_longest_vs_77", "images/s"),
+        ("train_step_trim_padding_vs_untrimmed", "images/s"),
         ("zero_shot_bf16_autocast_vs_pipeline", "images/s"),
         ("train_step_bf16_autocast_vs_fp32", "images/s"),
-        ("proposed_trim_padding_vs_dual_encoder", "images/s"),
+        ("train_step_bf16_ratio_vs_dual_encoder_bf16", "images/s"),
         ("flops_fraction_of_peak", "GFLOP/s"),
         ("grad_checkpointing_rss_reduction", "MiB per step"),
     ]
@@ -615,7 +661,8 @@ def markdown(results: dict) -> str:
                  f"{cache['later_calls_images_per_s']:.2f} images/s ({cache['later_calls_text_forwards']} text forwards).")
     m = results["machine"]
     lines.append(f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
-                 f"transformers {m['transformers']}. Mode: {results['mode']} ({results['elapsed_s']:.0f} s).")
+                 f"transformers {m['transformers']}, keep_freed_memory {'on' if m['keep_freed_memory'] else 'off'} "
+                 f"(every model alike). Mode: {results['mode']} ({results['elapsed_s']:.0f} s).")
     return "\n".join(lines)
 
 
@@ -629,6 +676,9 @@ def parse_args(argv):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's, one per core); on a machine where other jobs hold "
                              "cores, use the number of idle cores: OpenMP barriers stall on busy ones")
+    parser.add_argument("--keep_freed_memory", choices=("on", "off"), default="on",
+                        help="run with modeling_unicl.runtime.keep_freed_memory() (as scripts/train.py does by "
+                             "default); it applies to every model measured, ours and the peers")
     parser.add_argument("--rss_worker", default=None, help=argparse.SUPPRESS)  # internal: one step in a fresh process
     return parser.parse_args(argv)
 
@@ -650,7 +700,12 @@ def main(argv=None) -> int:
         print("error: --num_classes, --templates and --train_batch must be >= 1", file=sys.stderr)
         return 2
     settings = Settings(**{**asdict(settings), **overrides})
-    results = run_benchmark(settings, log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    keep_freed = args.keep_freed_memory == "on"
+    if keep_freed:
+        from modeling_unicl.runtime import keep_freed_memory
+
+        keep_freed = keep_freed_memory()
+    results = run_benchmark(settings, log=lambda msg: print(msg, file=sys.stderr, flush=True), keep_freed=keep_freed)
     print(markdown(results))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2) + "\n")

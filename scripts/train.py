@@ -56,6 +56,11 @@ class ModelArguments:
         metadata={"help": f"A preset ({', '.join(CONFIG_PRESETS)}) or a UniCL config.json, for training from scratch."},
     )
     image_size: int | None = field(default=None, metadata={"help": "Training crop size (default: the model's)."})
+    keep_freed_memory: bool = field(
+        default=True,
+        metadata={"help": "Let glibc's malloc reuse freed activation memory instead of returning it to the OS "
+                          "(about 20%% faster CPU steps, a few %% more peak RSS; see modeling_unicl.runtime)."},
+    )
 
 
 @dataclass
@@ -162,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if model_args.keep_freed_memory:
+        from modeling_unicl.runtime import keep_freed_memory
+
+        keep_freed_memory()
 
     from modeling_unicl.data_unicl import build_training_dataset
     from modeling_unicl.trainer_unicl import UniCLTrainer

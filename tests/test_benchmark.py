@@ -1,5 +1,5 @@
 """scripts/benchmark.py on tiny configs: the JSON's schema, the pipeline cache's text-forward count, the FLOP
-counter. Nothing here is timed: the speed figures themselves come from a full run (docs/performance.md)."""
+counter. Nothing here is timed: the speed figures themselves come from a full run (README, Performance)."""
 
 import json
 import sys
@@ -65,8 +65,25 @@ def test_cached_pipeline_does_no_text_forward_on_later_calls(results):
 
 
 def test_flop_counter_counts_a_training_step(results):
-    assert results["train"]["flops_per_step"] > results["train"]["flops_per_step_longest"] > 0
-    assert results["flops_fraction_of_peak"]["flops_per_step"] == results["train"]["flops_per_step"]
+    flops = results["train"]["flops_per_step"]
+    # the dual encoder runs its text tower on all 77 tokens; ours cuts them to the longest caption, as padded to it
+    assert flops["dual_encoder_77"] > flops["ours_77"] > 0
+    assert flops["ours_77"] == flops["ours_longest"]
+    assert results["flops_fraction_of_peak"]["flops_per_step"] == flops["ours_77"]
+    assert len(results["flops_fraction_of_peak"]["peaks_gflops"]) == 3
+    assert results["flops_fraction_of_peak"]["peer"] == max(results["flops_fraction_of_peak"]["peaks_gflops"])
+
+
+def test_every_step_variant_is_timed(results):
+    expected = {"ours_77", "dual_encoder_77", "ours_77_untrimmed", "ours_longest", "ours_longest_bf16_autocast",
+                "dual_encoder_77_bf16_autocast"}
+    assert set(results["train"]["step_s"]) == expected
+    assert all(len(times) == TINY.train_steps for times in results["train"]["step_s"].values())
+    for key in ("train_step_trim_padding_vs_untrimmed", "train_step_bf16_ratio_vs_dual_encoder_bf16"):
+        assert results[key]["ratio"] > 0 and results[key]["peer_name"]
+    profile = results["train"]["profile"]
+    assert profile["top_ops"] and profile["after_trimming"]["top_ops"]
+    assert results["machine"]["keep_freed_memory"] is False
 
 
 def test_class_names_and_captions_are_real_words():
@@ -78,11 +95,11 @@ def test_class_names_and_captions_are_real_words():
 
 
 def test_trimming_trailing_padding_keeps_text_features():
-    """The proposed model change (cut 77-token inputs to the longest text) must not change the features."""
+    """The benchmark's 77-token and longest batches hold the same captions, so they must give the same features."""
     from modeling_unicl import UniCLModel
 
     torch.manual_seed(0)
-    config = tiny_config(text=dict(TEXT))
+    config = tiny_config(text=dict(TEXT), trim_text_padding=False)
     model = UniCLModel(config).eval()
     batches = benchmark.train_batches(tiny_processor(), config, 4)
     padded, longest = batches["77"], batches["longest"]
@@ -91,3 +108,13 @@ def test_trimming_trailing_padding_keeps_text_features():
         full = model.get_text_features(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
         cut = model.get_text_features(input_ids=longest["input_ids"], attention_mask=longest["attention_mask"])
     torch.testing.assert_close(full.pooler_output, cut.pooler_output, rtol=1e-5, atol=1e-5)
+
+
+def test_untrimmed_restores_the_setting_even_on_error():
+    from modeling_unicl import UniCLModel
+
+    model = UniCLModel(tiny_config())
+    with pytest.raises(RuntimeError), benchmark.Untrimmed(model):
+        assert model.config.trim_text_padding is False
+        raise RuntimeError("step failed")
+    assert model.config.trim_text_padding is True
