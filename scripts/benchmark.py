@@ -18,9 +18,10 @@
 3. FLOPs of one training step (`FlopCounterMode`) / step time, as a fraction of a large fp32 `torch.matmul`'s rate
    (measured before, between and after the rest; the highest counts).
 4. Peak RSS of two training steps (the first allocates AdamW's state) without vs with
-   `gradient_checkpointing_enable()`, each in a fresh subprocess.
+   `gradient_checkpointing_enable()`, each in a fresh subprocess with glibc's default malloc, and once more without
+   checkpointing under `keep_freed_memory()` (what the speed setting costs in memory).
 
-Everything runs with `modeling_unicl.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
+Everything else runs with `modeling_unicl.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
 `scripts/train.py` does by default; `--keep_freed_memory off` measures without. It applies to every model alike.
 
 `--quick` (<= 3 minutes on 2 cores) uses fewer classes and templates, a smaller batch and fewer steps; the JSON says
@@ -386,10 +387,11 @@ def rss_worker(spec: dict) -> dict:
 
     from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor
 
+    kept = False
     if spec.get("keep_freed_memory"):
         from modeling_unicl.runtime import keep_freed_memory
 
-        keep_freed_memory()
+        kept = keep_freed_memory()
     torch.manual_seed(0)
     config = UniCLConfig.from_dict(spec["config"])
     model = UniCLModel._from_config(config, attn_implementation="sdpa").train()
@@ -413,18 +415,27 @@ def rss_worker(spec: dict) -> dict:
     unicl_step(model, optimizer, batch)()
     peak = _peak_kib(reset)
     return {"rss_before_mib": before / 1024, "peak_rss_mib": peak / 1024, "step_increase_mib": (peak - before) / 1024,
-            "first_forward_backward_increase_mib": (forward_backward_peak - before) / 1024, "peak_reset": reset}
+            "first_forward_backward_increase_mib": (forward_backward_peak - before) / 1024, "peak_reset": reset,
+            "keep_freed_memory": kept}
 
 
-def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool = True,
-                keep_freed: bool = False) -> dict[str, dict]:
-    """Two steps without and two with gradient checkpointing, each pair in its own fresh process, one after the
-    other (side by side they would add up to the machine's peak). `fresh_processes=False` (tests: no interpreter
-    start-up) runs both here: the schema is the same, the numbers are not comparable."""
+RSS_VARIANTS = {  # name -> (gradient checkpointing, keep_freed_memory)
+    "without": (False, False),
+    "with": (True, False),
+    "without_keep_freed": (False, True),
+}
+
+
+def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool = True) -> dict[str, dict]:
+    """Two steps per variant of `RSS_VARIANTS`, each in its own fresh process, one after the other (side by side they
+    would add up to the machine's peak). Checkpointing is compared with glibc's default malloc, as `train.py` runs
+    it: `keep_freed_memory` keeps a fragmented heap at its high-water mark and takes back much of what checkpointing
+    saves; its own cost is the third variant. `fresh_processes=False` (tests: no interpreter start-up) runs every
+    variant here without touching malloc: the schema is the same, the numbers are not comparable."""
     results = {}
-    for name, checkpointing in (("without", False), ("with", True)):
+    for name, (checkpointing, keep_freed) in RSS_VARIANTS.items():
         spec = {"config": config.to_dict(), "batch": batch, "checkpointing": checkpointing, "padding": padding,
-                "keep_freed_memory": keep_freed}
+                "keep_freed_memory": keep_freed and fresh_processes}
         if not fresh_processes:
             results[name] = rss_worker(spec)
             continue
@@ -432,7 +443,7 @@ def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool =
                    "--rss_worker", json.dumps(spec)]
         out = subprocess.run(command, capture_output=True, text=True, check=False)
         if out.returncode != 0:
-            raise RuntimeError(f"RSS worker ({name} checkpointing) failed:\n{out.stdout}\n{out.stderr}")
+            raise RuntimeError(f"RSS worker ({name}) failed:\n{out.stdout}\n{out.stderr}")
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
 
@@ -557,8 +568,8 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
 def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None, workdir: Path | None = None,
                   log=print, fresh_processes: bool = True, keep_freed: bool = False) -> dict:
     """Every measurement; `config` / `clip_cfg` / `processor` default to the paper's sizes (tests pass tiny ones).
-    `keep_freed` says whether this process (and the RSS workers) run with `keep_freed_memory()`; it applies to ours
-    and to every peer alike."""
+    `keep_freed` says whether this process runs with `keep_freed_memory()`; it applies to ours and to every peer
+    alike. The RSS workers choose their own setting (`RSS_VARIANTS`)."""
     from modeling_unicl import UniCLProcessor
 
     config = config if config is not None else unicl_config()
@@ -576,7 +587,7 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     log("fp32 matmul peak ...")
     peaks.append(matmul_peak(settings.matmul_size, settings.matmul_reps))
     log("peak RSS with / without gradient checkpointing (fresh processes) ...")
-    rss = measure_rss(config, settings.train_batch, fresh_processes=fresh_processes, keep_freed=keep_freed)
+    rss = measure_rss(config, settings.train_batch, fresh_processes=fresh_processes)
     plain, ckpt = rss["without"], rss["with"]
     log("zero-shot ...")
     with tempfile.TemporaryDirectory() if workdir is None else contextlib.nullcontext(workdir) as tmp:
@@ -621,6 +632,10 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     results["flops_fraction_of_peak"] = with_goal("flops_fraction_of_peak", fig, fig["ratio"])
     fig = figure(ckpt["step_increase_mib"], plain["step_increase_mib"], "same step without gradient checkpointing",
                  "MiB: peak RSS of 2 steps - RSS before them", with_checkpointing=ckpt, without=plain,
+                 without_keep_freed=rss["without_keep_freed"],
+                 keep_freed_memory_peak_rss_increase=rss["without_keep_freed"]["peak_rss_mib"] / plain["peak_rss_mib"] - 1,
+                 note="both with glibc's default malloc (train.py turns keep_freed_memory off with gradient "
+                      "checkpointing); without_keep_freed: the step without checkpointing, keep_freed_memory on",
                  peak_rss_reduction=1 - ckpt["peak_rss_mib"] / plain["peak_rss_mib"],
                  forward_backward_reduction=1 - ckpt["first_forward_backward_increase_mib"]
                  / max(plain["first_forward_backward_increase_mib"], 1e-9))

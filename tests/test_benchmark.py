@@ -84,6 +84,9 @@ def test_every_step_variant_is_timed(results):
     profile = results["train"]["profile"]
     assert profile["top_ops"] and profile["after_trimming"]["top_ops"]
     assert results["machine"]["keep_freed_memory"] is False
+    rss = results["grad_checkpointing_rss_reduction"]
+    assert rss["without_keep_freed"]["peak_rss_mib"] > 0
+    assert not any(v["keep_freed_memory"] for v in (rss["with_checkpointing"], rss["without"], rss["without_keep_freed"]))
 
 
 def test_class_names_and_captions_are_real_words():

@@ -23,8 +23,8 @@ def faults_of_allocation():
     del block
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-faults_of_allocation()  # first time: the pages are new either way
-print(json.dumps({{"applied": applied, "faults": faults_of_allocation()}}))
+# the first times the pages are new either way (and small allocations may settle above the freed block)
+print(json.dumps({{"applied": applied, "faults": min(faults_of_allocation() for _ in range(5))}}))
 """
 
 
@@ -38,6 +38,6 @@ def probe(mode):
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
     default, kept = probe("off"), probe("on")
     pages = 256 * 2**20 // 4096
-    assert default["faults"] > pages // 2  # glibc unmapped the block: a second allocation faults every page again
+    assert default["faults"] > pages // 2  # glibc unmapped the block: every allocation faults every page again
     assert kept["applied"] is True
     assert kept["faults"] < pages // 20  # reused: (almost) no new pages
