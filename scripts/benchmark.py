@@ -3,6 +3,7 @@
 
     python scripts/benchmark.py [--quick] [--json PATH] [--num_classes N] [--templates N] [--threads N]
                                 [--keep_freed_memory on|off]
+    python scripts/benchmark.py --malloc_ab STEPS     # keep_freed_memory off vs on, fresh single-model processes
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
    then per image batch one image forward + one matmul) vs transformers' `pipeline("zero-shot-image-classification")`
@@ -448,6 +449,46 @@ def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool =
     return results
 
 
+def malloc_worker(spec: dict) -> dict:
+    """In a fresh process: `spec["steps"]` timed training steps of `UniCLModel` (77-token inputs) after one untimed
+    one, with or without `keep_freed_memory()`; step times and the minor page faults of each step."""
+    from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor
+
+    kept = False
+    if spec["keep_freed_memory"]:
+        from modeling_unicl.runtime import keep_freed_memory
+
+        kept = keep_freed_memory()
+    torch.manual_seed(0)
+    config = UniCLConfig.from_dict(spec["config"])
+    model = UniCLModel._from_config(config, attn_implementation="sdpa").train()
+    optimizer = adamw(model)
+    step = unicl_step(model, optimizer, train_batches(UniCLProcessor(), config, spec["batch"])["77"])
+    step()
+    times, faults = [], []
+    for _ in range(spec["steps"]):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        times.append(seconds(step))
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return {"keep_freed_memory": kept, "step_s": times, "minor_faults": faults}
+
+
+def malloc_ab(config, batch: int, steps: int) -> dict:
+    """`keep_freed_memory()` off vs on, each in a fresh single-model process (as a training run is), one after the
+    other; the ratio of median step times."""
+    results = {}
+    for name, keep in (("off", False), ("on", True)):
+        spec = {"config": config.to_dict(), "batch": batch, "steps": steps, "keep_freed_memory": keep}
+        command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()),
+                   "--malloc_worker", json.dumps(spec)]
+        out = subprocess.run(command, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"malloc worker ({name}) failed:\n{out.stdout}\n{out.stderr}")
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    results["speedup_on_vs_off"] = statistics.median(results["off"]["step_s"]) / statistics.median(results["on"]["step_s"])
+    return results
+
+
 # ------------------------------------------------------------------------------------------------ zero-shot
 class CountForwards:
     """Counts forward calls of a module (the text tower: one per text batch encoded)."""
@@ -695,6 +736,10 @@ def parse_args(argv):
     parser.add_argument("--keep_freed_memory", choices=("on", "off"), default="on",
                         help="run with modeling_unicl.runtime.keep_freed_memory() (as scripts/train.py does by "
                              "default); it applies to every model measured, ours and the peers")
+    parser.add_argument("--malloc_ab", type=int, default=None, metavar="STEPS",
+                        help="only compare training steps with keep_freed_memory off vs on (fresh processes, STEPS "
+                             "timed steps each) and print the JSON")
+    parser.add_argument("--malloc_worker", default=None, help=argparse.SUPPRESS)  # internal
     parser.add_argument("--rss_worker", default=None, help=argparse.SUPPRESS)  # internal: one step in a fresh process
     return parser.parse_args(argv)
 
@@ -708,6 +753,18 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     if args.rss_worker is not None:
         print(json.dumps(rss_worker(json.loads(args.rss_worker))))
+        return 0
+    if args.malloc_worker is not None:
+        print(json.dumps(malloc_worker(json.loads(args.malloc_worker))))
+        return 0
+    if args.malloc_ab is not None:
+        if args.malloc_ab < 1:
+            print("error: --malloc_ab must be >= 1", file=sys.stderr)
+            return 2
+        ab = malloc_ab(unicl_config(), args.train_batch or FULL.train_batch, args.malloc_ab)
+        print(json.dumps(ab, indent=2))
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps(ab, indent=2) + "\n")
         return 0
     settings = QUICK if args.quick else FULL
     overrides = {k: v for k, v in (("num_classes", args.num_classes), ("num_templates", args.templates),
