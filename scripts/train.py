@@ -173,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
 
         keep_freed_memory()
 
+    from transformers import set_seed
+
     from modeling_unicl.data_unicl import build_training_dataset
     from modeling_unicl.trainer_unicl import UniCLTrainer
+
+    set_seed(training_args.seed)  # before the model exists: its initial weights come from the global RNG
 
     embedded = embedded or not (data_args.image_label_datasets or data_args.image_text_datasets)
     # Everything is loaded and validated before the Trainer exists, so a bad argument leaves no output folder.

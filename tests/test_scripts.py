@@ -200,3 +200,23 @@ def test_comparison_report_table_json_and_plot(tmp_path):
     assert (tmp_path / "comparison.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "comparison.json").read_text())["summary"]
     assert summary["unicl"]["steps"] == 30
+
+
+def test_same_seed_same_model(data_dirs, tmp_path):
+    """The seed fixes the initial weights too (the model is built before the Trainer seeds anything)."""
+    from safetensors.torch import load_file
+
+    weights = []
+    for run in ("a", "b"):
+        torch.manual_seed(int(run == "b"))  # a different global RNG state before each run
+        out = tmp_path / run
+        assert train.main([
+            "--config_name", str(data_dirs / "tiny_config.json"),
+            "--image_label_datasets", str(data_dirs / "labels"), "--image_text_datasets", str(data_dirs / "captions"),
+            "--output_dir", str(out), "--max_steps", "1", "--per_device_train_batch_size", "8", "--seed", "3",
+            "--report_to", "none", "--use_cpu", "--save_strategy", "no",
+        ]) == 0
+        weights.append(load_file(str(out / "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
