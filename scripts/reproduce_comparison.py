@@ -50,12 +50,13 @@ def parse_args(argv):
 
 def train_regime(regime, data, seed, args, output_dir, max_steps=None):
     """Trains one regime; returns (model, processor, number of optimizer steps)."""
-    from transformers import TrainingArguments
+    from transformers import TrainingArguments, set_seed
 
     from modeling_unicl.data_unicl import build_training_dataset
     from modeling_unicl.trainer_unicl import UniCLTrainer
     from train import ModelArguments, load_model
 
+    set_seed(seed)  # before the model exists: its initial weights come from the global RNG
     model, processor = load_model(ModelArguments(config_name="animals-small"))
     label_sets = [data.label_train] if regime in ("supervised", "unicl", "unicl@clip-steps") else []
     caption_sets = [data.caption_train] if regime in ("clip", "unicl", "unicl@clip-steps") else []
