@@ -320,15 +320,16 @@ class UniCLModel(UniCLPreTrainedModel):
         pooled feature depends on (padding to 77 then costs what padding to the longest text does); served from
         `text_embedding_cache` when nothing needs gradients or tower internals (inference: the zero-shot pipeline,
         evaluation). A cached result has only `pooler_output`."""
-        if self.config.trim_text_padding and not kwargs:
-            self._check_input_ids(input_ids, attention_mask)
+        if kwargs:  # tower internals asked for (hidden states, attentions): the plain, uncut call
+            return self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        self._check_input_ids(input_ids, attention_mask)
+        if self.config.trim_text_padding:
             length = pooled_text_length(self.config.text_config, input_ids, attention_mask)
             input_ids = input_ids[:, :length]
             attention_mask = None if attention_mask is None else attention_mask[:, :length]
         cache = self.text_embedding_cache
-        if cache.max_entries <= 0 or torch.is_grad_enabled() or kwargs:
-            return self.get_text_features(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        self._check_input_ids(input_ids, attention_mask)
+        if cache.max_entries <= 0 or torch.is_grad_enabled():
+            return self.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
         text_parameters = [*self.text_model.parameters(), *self.text_projection.parameters()]
         key = cache.key(text_parameters, input_ids, attention_mask)
         cached = cache.get(key)

@@ -211,36 +211,34 @@ def train_batches(processor, config, batch_size: int, seed: int = 0) -> dict[str
 
 
 # ------------------------------------------------------------------------------------------------ training step
-def unicl_step(model, optimizer, batch, autocast_dtype=None):
-    """One step of `UniCLModel` + `unicl_loss` (labels given: every pair its own label, as a caption batch)."""
+def training_step(model, optimizer, forward_kwargs: dict, autocast_dtype=None):
+    """A closure running one step: zero grads, forward (under CPU autocast if `autocast_dtype`), backward, optimizer."""
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         ctx = torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
         with ctx:
-            loss = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"],
-                         attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+            loss = model(**forward_kwargs).loss
         loss.backward()
         optimizer.step()
         return loss
 
     return step
+
+
+def _inputs(batch) -> dict:
+    return {"input_ids": batch["input_ids"], "pixel_values": batch["pixel_values"],
+            "attention_mask": batch["attention_mask"]}
+
+
+def unicl_step(model, optimizer, batch, autocast_dtype=None):
+    """One step of `UniCLModel` + `unicl_loss` (labels given: every pair its own label, as a caption batch)."""
+    return training_step(model, optimizer, {**_inputs(batch), "labels": batch["labels"]}, autocast_dtype)
 
 
 def dual_encoder_step(model, optimizer, batch, autocast_dtype=None):
     """One step of `VisionTextDualEncoderModel` with its built-in CLIP loss (`return_loss=True`)."""
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        ctx = torch.autocast("cpu", dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        with ctx:
-            loss = model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"],
-                         attention_mask=batch["attention_mask"], return_loss=True).loss
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step
+    return training_step(model, optimizer, {**_inputs(batch), "return_loss": True}, autocast_dtype)
 
 
 def adamw(model):
@@ -381,6 +379,14 @@ def _peak_kib(reset: bool) -> int:
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc: whole life
 
 
+def _maybe_keep_freed_memory(spec: dict) -> bool:
+    if not spec.get("keep_freed_memory"):
+        return False
+    from modeling_unicl.runtime import keep_freed_memory
+
+    return keep_freed_memory()
+
+
 def rss_worker(spec: dict) -> dict:
     """In a fresh process: two training steps of `spec`'s config (the first allocates gradients and AdamW's state, the
     second is a steady-state step); RSS before them and the peak during them."""
@@ -388,11 +394,7 @@ def rss_worker(spec: dict) -> dict:
 
     from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor
 
-    kept = False
-    if spec.get("keep_freed_memory"):
-        from modeling_unicl.runtime import keep_freed_memory
-
-        kept = keep_freed_memory()
+    kept = _maybe_keep_freed_memory(spec)
     torch.manual_seed(0)
     config = UniCLConfig.from_dict(spec["config"])
     model = UniCLModel._from_config(config, attn_implementation="sdpa").train()
@@ -420,6 +422,16 @@ def rss_worker(spec: dict) -> dict:
             "keep_freed_memory": kept}
 
 
+def run_worker(flag: str, spec: dict, name: str) -> dict:
+    """Runs this script with `flag spec` in a fresh interpreter (same torch threads); its last stdout line is JSON."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()),
+               flag, json.dumps(spec)]
+    out = subprocess.run(command, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{flag} worker ({name}) failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 RSS_VARIANTS = {  # name -> (gradient checkpointing, keep_freed_memory)
     "without": (False, False),
     "with": (True, False),
@@ -440,12 +452,7 @@ def measure_rss(config, batch: int, padding: str = "77", fresh_processes: bool =
         if not fresh_processes:
             results[name] = rss_worker(spec)
             continue
-        command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()),
-                   "--rss_worker", json.dumps(spec)]
-        out = subprocess.run(command, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            raise RuntimeError(f"RSS worker ({name}) failed:\n{out.stdout}\n{out.stderr}")
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = run_worker("--rss_worker", spec, name)
     return results
 
 
@@ -454,11 +461,7 @@ def malloc_worker(spec: dict) -> dict:
     one, with or without `keep_freed_memory()`; step times and the minor page faults of each step."""
     from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor
 
-    kept = False
-    if spec["keep_freed_memory"]:
-        from modeling_unicl.runtime import keep_freed_memory
-
-        kept = keep_freed_memory()
+    kept = _maybe_keep_freed_memory(spec)
     torch.manual_seed(0)
     config = UniCLConfig.from_dict(spec["config"])
     model = UniCLModel._from_config(config, attn_implementation="sdpa").train()
@@ -479,12 +482,7 @@ def malloc_ab(config, batch: int, steps: int) -> dict:
     results = {}
     for name, keep in (("off", False), ("on", True)):
         spec = {"config": config.to_dict(), "batch": batch, "steps": steps, "keep_freed_memory": keep}
-        command = [sys.executable, str(Path(__file__).resolve()), "--threads", str(torch.get_num_threads()),
-                   "--malloc_worker", json.dumps(spec)]
-        out = subprocess.run(command, capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            raise RuntimeError(f"malloc worker ({name}) failed:\n{out.stdout}\n{out.stderr}")
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        results[name] = run_worker("--malloc_worker", spec, f"keep_freed_memory {name}")
     results["speedup_on_vs_off"] = statistics.median(results["off"]["step_s"]) / statistics.median(results["on"]["step_s"])
     return results
 
