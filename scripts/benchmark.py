@@ -2,7 +2,7 @@
 """UniCL speed on CPU. Every figure is a ratio against a named peer measured in the same run (no absolute claims).
 
     python scripts/benchmark.py [--quick] [--json PATH] [--num_classes N] [--templates N] [--threads N]
-                                [--keep_freed_memory on|off]
+                                [--keep_freed_memory on|off] [--bf16 auto|on|off]
     python scripts/benchmark.py --malloc_ab STEPS     # keep_freed_memory off vs on, fresh single-model processes
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
@@ -13,7 +13,8 @@
 2. Training step (forward + backward + fused AdamW, fp32, SDPA): `UniCLModel` + `unicl_loss` vs the same towers in
    `transformers.VisionTextDualEncoderModel` with its CLIP loss, on identical 77-token inputs; ours on the same
    captions padded to the longest (as `UniCLCollator` does) vs the dual encoder on 77 tokens (transformers'
-   contrastive example pads to a fixed length); ours with `trim_text_padding` off; both models under bf16 autocast.
+   contrastive example pads to a fixed length); ours with `trim_text_padding` off; both models under bf16 autocast
+   (only on a CPU with native bf16 unless `--bf16 on`: elsewhere autocast emulates it, many times slower than fp32).
    Steps are interleaved round-robin (A B C D A B C D ...) after warm-up steps, so machine drift hits every variant
    alike; medians. Steps are profiled with `torch.profiler` (top ops by self CPU time) before anything else.
 3. FLOPs of one training step (`FlopCounterMode`) / step time, as a fraction of a large fp32 `torch.matmul`'s rate
@@ -316,9 +317,16 @@ class Untrimmed(contextlib.ContextDecorator):
         self.model.config.trim_text_padding = self.previous
 
 
-def bench_train(config, processor, settings: Settings) -> dict:
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX; oneDNN's own check). Elsewhere bf16 autocast is
+    emulated: measured 22x slower than fp32 on an AVX2-only AMD EPYC, so the bf16 rows would only time the emulation
+    (and take most of the run)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def bench_train(config, processor, settings: Settings, bf16: bool = True) -> dict:
     """Round-robin steps of: ours and the dual encoder on identical 77-token inputs, ours without cutting the
-    padding, ours padded to the longest caption (the collator), and both models under bf16 autocast."""
+    padding, ours padded to the longest caption (the collator), and (with `bf16`) both models under bf16 autocast."""
     from modeling_unicl import UniCLModel
 
     torch.manual_seed(0)
@@ -326,15 +334,15 @@ def bench_train(config, processor, settings: Settings) -> dict:
     peer = dual_encoder(config).train()
     ours_opt, peer_opt = adamw(ours), adamw(peer)
     batches = train_batches(processor, config, settings.train_batch)
-    bf16 = torch.bfloat16
     steps = {
         "ours_77": unicl_step(ours, ours_opt, batches["77"]),
         "dual_encoder_77": dual_encoder_step(peer, peer_opt, batches["77"]),
         "ours_77_untrimmed": Untrimmed(ours)(unicl_step(ours, ours_opt, batches["77"])),
         "ours_longest": unicl_step(ours, ours_opt, batches["longest"]),
-        "ours_longest_bf16_autocast": unicl_step(ours, ours_opt, batches["longest"], bf16),
-        "dual_encoder_77_bf16_autocast": dual_encoder_step(peer, peer_opt, batches["77"], bf16),
     }
+    if bf16:
+        steps["ours_longest_bf16_autocast"] = unicl_step(ours, ours_opt, batches["longest"], torch.bfloat16)
+        steps["dual_encoder_77_bf16_autocast"] = dual_encoder_step(peer, peer_opt, batches["77"], torch.bfloat16)
     steps["ours_77_untrimmed"]()  # first call allocates optimizer state: keep it out of the profile
     profile = profile_step(steps["ours_77_untrimmed"])
     with Untrimmed(ours):
@@ -499,7 +507,7 @@ class CountForwards:
         self.calls += 1
 
 
-def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Path) -> dict:
+def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Path, bf16: bool = True) -> dict:
     from transformers import CLIPModel, pipeline
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
@@ -527,9 +535,11 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
     ours_s = statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
     assert counter.calls == 0, "classifying images must not run the text tower"
     ours_ips = len(images) / ours_s
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # the image side only; the class matrix stays the fp32 one
-        classify()
-        ours_bf16_ips = len(images) / statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
+    ours_bf16_ips = None
+    if bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the image side only; the class matrix stays the fp32 one
+            classify()
+            ours_bf16_ips = len(images) / statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
 
     def time_pipe(pipe, labels, pipe_images):
         per_image = [seconds(lambda im=im: pipe(im, candidate_labels=labels, hypothesis_template=pipe_template))
@@ -605,10 +615,11 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
 
 # ------------------------------------------------------------------------------------------------ run + report
 def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None, workdir: Path | None = None,
-                  log=print, fresh_processes: bool = True, keep_freed: bool = False) -> dict:
+                  log=print, fresh_processes: bool = True, keep_freed: bool = False, bf16: bool | None = None) -> dict:
     """Every measurement; `config` / `clip_cfg` / `processor` default to the paper's sizes (tests pass tiny ones).
     `keep_freed` says whether this process runs with `keep_freed_memory()`; it applies to ours and to every peer
-    alike. The RSS workers choose their own setting (`RSS_VARIANTS`)."""
+    alike. The RSS workers choose their own setting (`RSS_VARIANTS`). `bf16` runs the bf16-autocast rows (default:
+    only where the CPU has native bf16, `native_bf16()`); skipped rows say why."""
     from modeling_unicl import UniCLProcessor
 
     config = config if config is not None else unicl_config()
@@ -617,11 +628,16 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     started = time.perf_counter()
     results = {"mode": settings.mode, "settings": asdict(settings), "machine": machine_info()}
     results["machine"]["keep_freed_memory"] = keep_freed
+    results["machine"]["native_bf16"] = native_bf16()
+    bf16 = results["machine"]["native_bf16"] if bf16 is None else bf16
+    bf16_skipped = None if bf16 else (
+        "not measured: this CPU has no native bf16 (oneDNN: no AVX512-BF16 / AMX), autocast would time an emulation; "
+        "--bf16 on measures it anyway")
 
     # The machine's matmul rate drifts (shared hosts): measured before, between and after; the best one is the peak.
     peaks = [matmul_peak(settings.matmul_size, settings.matmul_reps)]
     log("training steps (profile, FLOPs, round-robin timing) ...")
-    train = bench_train(config, processor, settings)
+    train = bench_train(config, processor, settings, bf16=bf16)
     ips, median, flops = train["images_per_s"], train["median_step_s"], train["flops_per_step"]
     log("fp32 matmul peak ...")
     peaks.append(matmul_peak(settings.matmul_size, settings.matmul_reps))
@@ -630,13 +646,13 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     plain, ckpt = rss["without"], rss["with"]
     log("zero-shot ...")
     with tempfile.TemporaryDirectory() if workdir is None else contextlib.nullcontext(workdir) as tmp:
-        zero_shot = bench_zero_shot(config, processor, clip_cfg, settings, Path(tmp))
+        zero_shot = bench_zero_shot(config, processor, clip_cfg, settings, Path(tmp), bf16=bf16)
     peaks.append(matmul_peak(settings.matmul_size, settings.matmul_reps))
     peak = max(peaks)
 
     results["zero_shot_speedup_vs_pipeline"] = with_goal(
         "zero_shot_speedup_vs_pipeline", zero_shot["speedup"], zero_shot["speedup"]["ratio"])
-    results["zero_shot_bf16_autocast_vs_pipeline"] = zero_shot["bf16"]
+    results["zero_shot_bf16_autocast_vs_pipeline"] = zero_shot["bf16"] if bf16 else {"skipped": bf16_skipped}
     results["zero_shot_vs_cached_pipeline"] = zero_shot["vs_cached_pipeline"]
     results["zero_shot_pipeline_cache"] = zero_shot["pipeline_cache"]
     results["zero_shot"] = {k: v for k, v in zero_shot.items() if k not in ("speedup", "bf16", "vs_cached_pipeline", "pipeline_cache")}
@@ -653,12 +669,17 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     results["train_step_trim_padding_vs_untrimmed"] = figure(
         ips["ours_77"], ips["ours_77_untrimmed"], "UniCLModel with trim_text_padding=False, 77 tokens", "images/s",
         note="what cutting the padding after the batch's last end-of-text token gains on 77-token inputs")
-    results["train_step_bf16_autocast_vs_fp32"] = figure(
-        ips["ours_longest_bf16_autocast"], ips["ours_longest"], "UniCLModel fp32, padded to longest", "images/s",
-        note="torch.autocast('cpu', bfloat16) around forward + loss")
-    results["train_step_bf16_ratio_vs_dual_encoder_bf16"] = figure(
-        ips["ours_longest_bf16_autocast"], ips["dual_encoder_77_bf16_autocast"], peer_77 + ", bf16 autocast",
-        "images/s", note="both under torch.autocast('cpu', bfloat16); ours padded to the longest caption")
+    if bf16:
+        results["train_step_bf16_autocast_vs_fp32"] = figure(
+            ips["ours_longest_bf16_autocast"], ips["ours_longest"], "UniCLModel fp32, padded to longest", "images/s",
+            note="torch.autocast('cpu', bfloat16) around forward + loss")
+        results["train_step_bf16_ratio_vs_dual_encoder_bf16"] = figure(
+            ips["ours_longest_bf16_autocast"], ips["dual_encoder_77_bf16_autocast"], peer_77 + ", bf16 autocast",
+            "images/s", note="both under torch.autocast('cpu', bfloat16); ours padded to the longest caption")
+    else:
+        results["train_step_bf16_autocast_vs_fp32"] = {"skipped": bf16_skipped}
+        results["train_step_bf16_ratio_vs_dual_encoder_bf16"] = {"skipped": bf16_skipped}
+    bf16_step = median.get("ours_longest_bf16_autocast")
     achieved = {name: flops[name] / median[name] / 1e9 for name in flops}
     fig = figure(achieved["ours_77"], peak, f"fp32 torch.matmul {settings.matmul_size}x{settings.matmul_size} (best "
                  f"of {settings.matmul_reps}, measured {len(peaks)} times: before, between and after; the highest)",
@@ -666,7 +687,7 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
                  fraction_fastest_step=flops["ours_77"] / min(train["step_s"]["ours_77"]) / 1e9 / peak,
                  fraction_ours_longest=achieved["ours_longest"] / peak,
                  fraction_dual_encoder_77=achieved["dual_encoder_77"] / peak,
-                 fraction_bf16_autocast_step=flops["ours_longest"] / median["ours_longest_bf16_autocast"] / 1e9 / peak,
+                 fraction_bf16_autocast_step=flops["ours_longest"] / bf16_step / 1e9 / peak if bf16_step else None,
                  note="ours: FLOPs of one fp32 training step as run (FlopCounterMode: matmuls + attention, forward + "
                       "backward; the cut padding is not counted) / the median step time (ours, 77-token inputs)")
     results["flops_fraction_of_peak"] = with_goal("flops_fraction_of_peak", fig, fig["ratio"])
@@ -706,6 +727,9 @@ def markdown(results: dict) -> str:
     lines = ["| figure | ours | peer | peer | value | goal |", "| --- | ---: | ---: | --- | ---: | --- |"]
     for key, unit in rows:
         fig = results[key]
+        if "skipped" in fig:
+            lines.append(f"| `{key}` | | | | | {fig['skipped']} |")
+            continue
         value = fig.get("value", fig["ratio"])
         goal = f">= {fig['goal']:g}: {'met' if fig['goal_met'] else 'NOT met'}" if "goal" in fig else ""
         lines.append(f"| `{key}` | {num(fig['ours'])} {unit} | {num(fig['peer'])} {unit} | {fig['peer_name']} | "
@@ -734,6 +758,9 @@ def parse_args(argv):
     parser.add_argument("--keep_freed_memory", choices=("on", "off"), default="on",
                         help="run with modeling_unicl.runtime.keep_freed_memory() (as scripts/train.py does by "
                              "default); it applies to every model measured, ours and the peers")
+    parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                        help="the bf16-autocast rows: auto (default) runs them only on a CPU with native bf16 "
+                             "(AVX512-BF16 / AMX); elsewhere autocast emulates bf16 and is many times slower than fp32")
     parser.add_argument("--malloc_ab", type=int, default=None, metavar="STEPS",
                         help="only compare training steps with keep_freed_memory off vs on (fresh processes, STEPS "
                              "timed steps each) and print the JSON")
@@ -776,7 +803,9 @@ def main(argv=None) -> int:
         from modeling_unicl.runtime import keep_freed_memory
 
         keep_freed = keep_freed_memory()
-    results = run_benchmark(settings, log=lambda msg: print(msg, file=sys.stderr, flush=True), keep_freed=keep_freed)
+    bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
+    results = run_benchmark(settings, log=lambda msg: print(msg, file=sys.stderr, flush=True), keep_freed=keep_freed,
+                            bf16=bf16)
     print(markdown(results))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2) + "\n")

@@ -23,17 +23,21 @@ def tiny_clip_config():
         num_hidden_layers=1, num_attention_heads=2)
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def run_tiny(workdir, bf16: bool) -> dict:
     torch.manual_seed(0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: one thread avoids OpenMP spin-waits on a busy machine (nothing is timed)
     try:
         return benchmark.run_benchmark(TINY, tiny_config(text=dict(TEXT)), tiny_clip_config(), tiny_processor(),
-                                       workdir=tmp_path_factory.mktemp("bench"), log=lambda msg: None,
+                                       workdir=workdir, log=lambda msg: None, bf16=bf16,
                                        fresh_processes=False)  # the RSS steps in this process: no interpreter start-up
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return run_tiny(tmp_path_factory.mktemp("bench"), bf16=True)  # every row, whatever this CPU's bf16 support
 
 
 def test_json_schema(results):
@@ -121,3 +125,30 @@ def test_untrimmed_restores_the_setting_even_on_error():
         assert model.config.trim_text_padding is False
         raise RuntimeError("step failed")
     assert model.config.trim_text_padding is True
+
+
+BF16_ROWS = ("zero_shot_bf16_autocast_vs_pipeline", "train_step_bf16_autocast_vs_fp32",
+             "train_step_bf16_ratio_vs_dual_encoder_bf16")
+
+
+def test_bf16_rows_are_skipped_with_a_reason_without_native_bf16(tmp_path):
+    results = run_tiny(tmp_path, bf16=False)
+    assert not any("bf16" in name for name in results["train"]["step_s"]), "no bf16 step may run"
+    for key in BF16_ROWS:
+        assert "native bf16" in results[key]["skipped"]
+    assert results["flops_fraction_of_peak"]["fraction_bf16_autocast_step"] is None
+    assert results["train_step_ratio_vs_dual_encoder"]["ratio"] > 0  # the fp32 rows are unaffected
+    table = benchmark.markdown(results)
+    assert all(f"`{key}` | | | | | not measured" in table for key in BF16_ROWS)
+    json.loads(json.dumps(results))
+
+
+def test_bf16_flag_reaches_the_run(monkeypatch):
+    """--bf16 auto leaves the choice to run_benchmark (None: native_bf16()); on / off force it."""
+    seen = {}
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda settings, **kw: seen.update(kw) or {})
+    monkeypatch.setattr(benchmark, "markdown", lambda results: "")
+    for flag, expected in (("auto", None), ("on", True), ("off", False)):
+        assert benchmark.main(["--quick", "--keep_freed_memory", "off", "--bf16", flag]) == 0
+        assert seen["bf16"] is expected
+    assert isinstance(benchmark.native_bf16(), bool)

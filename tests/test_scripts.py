@@ -220,3 +220,27 @@ def test_same_seed_same_model(data_dirs, tmp_path):
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_flags_without_datasets_override_the_embedded_preset():
+    """`train.py --num_train_epochs 2` is the embedded default with 2 epochs, not TrainingArguments' defaults."""
+    preset = train.parse_arguments([])
+    model_args, data_args, training_args, embedded = train.parse_arguments(
+        ["--num_train_epochs", "2", "--no_keep_freed_memory", "--output_dir", "elsewhere"])
+    assert embedded and preset[3]
+    assert training_args.num_train_epochs == 2 and preset[2].num_train_epochs == 10
+    assert training_args.output_dir == "elsewhere" and preset[2].output_dir == train.EMBEDDED_OUTPUT_DIR
+    assert model_args.keep_freed_memory is False and preset[0].keep_freed_memory is True
+    for name in ("learning_rate", "per_device_train_batch_size", "seed", "lr_scheduler_type", "warmup_steps"):
+        assert getattr(training_args, name) == getattr(preset[2], name), name
+    assert training_args.learning_rate == 1e-3 and model_args.config_name == "animals-small"
+    assert (data_args.crop_scale_min, data_args.flip_prob) == (0.6, 0.0)
+
+
+def test_preset_gives_way_to_a_starting_model_and_is_absent_with_datasets(data_dirs):
+    model_args, _, training_args, embedded = train.parse_arguments(["--model_name_or_path", "some/folder"])
+    assert embedded and model_args.config_name is None and training_args.learning_rate == 1e-3
+    model_args, data_args, training_args, embedded = train.parse_arguments(
+        ["--image_label_datasets", str(data_dirs / "labels"), "--output_dir", "out"])
+    assert not embedded and model_args.config_name is None
+    assert training_args.learning_rate == 5e-5 and data_args.flip_prob == 0.5  # the library's / the script's defaults
