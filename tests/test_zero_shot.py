@@ -75,6 +75,25 @@ def test_build_class_embeddings_equals_naive_loop(model, processor):
     torch.testing.assert_close(single, F.normalize(direct.pooler_output.detach(), dim=-1), rtol=1e-5, atol=1e-5)
 
 
+def test_build_class_embeddings_batches_prompts_by_length(model, processor):
+    """Each text batch is padded to its own longest prompt: prompts are sorted by token length before batching."""
+    lengths = sorted(len(ids) for ids in processor.tokenizer(
+        [t.format(n) for n in CLASS_NAMES for t in IMAGENET_TEMPLATES])["input_ids"])
+    seen = []
+    handle = model.text_model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        embeddings = build_class_embeddings(model, processor, CLASS_NAMES, IMAGENET_TEMPLATES, batch_size=32)
+    finally:
+        handle.remove()
+    expected = [(len(lengths[i : i + 32]), max(lengths[i : i + 32])) for i in range(0, len(lengths), 32)]
+    assert seen == expected
+    unsorted_positions = sum(32 * max(lengths) for _ in expected)  # what one long template costs every batch
+    assert sum(b * n for b, n in seen) < 0.9 * unsorted_positions
+    expected_embeddings = naive_class_embeddings(model, processor.tokenizer, CLASS_NAMES, IMAGENET_TEMPLATES)
+    torch.testing.assert_close(embeddings, expected_embeddings, rtol=1e-5, atol=1e-5)
+
+
 def test_build_class_embeddings_defaults_and_mode(model, processor):
     model.train()
     embeddings = build_class_embeddings(model, processor, CLASS_NAMES[:2])  # the 80 ImageNet templates
