@@ -2,7 +2,11 @@
 
 * Loss: `compute_loss` calls the model with `labels` (and `return_loss=True`), so `UniCLModel.forward` computes
   `unicl_loss`, which all-gathers features and labels across ranks whenever `torch.distributed` is initialised:
-  under DDP every rank runs the forward on its own batch and the loss sees the global batch.
+  under DDP every rank runs the forward on its own batch and the loss sees the global batch. A
+  `compute_loss_func(outputs, labels, num_items_in_batch)` given to the trainer replaces it, as in `Trainer`: the model
+  then runs without labels and the function gets its `UniCLOutput` (embeddings, `logit_scale`) and the labels; its
+  loss is taken as a per-batch mean like UniCL's (divided by the gradient accumulation steps; set
+  `loss_is_scaled_for_ga = True` on the trainer if it already normalises over the accumulated batch).
 * Logs: `loss` (the Trainer's) plus `logit_scale`, the mean temperature multiplier `exp(t)` (clamped) since the last
   log.
 * Data: given a `UniCLTrainingDataset` (see `data_unicl.build_training_dataset`), the trainer uses its sampler (the
@@ -301,15 +305,23 @@ class UniCLTrainer(Trainer):
         """The unified contrastive loss of the batch, computed (and all-gathered across ranks) by the model.
 
         `labels` go to the model, which calls `unicl_loss` with the distributed gather; without labels the model
-        falls back to CLIP's loss. `num_items_in_batch` is not used: the loss is a mean over the global batch."""
+        falls back to CLIP's loss. `num_items_in_batch` is not used: the loss is a mean over the global batch.
+        With a `compute_loss_func`, the model runs without labels and that function computes the loss."""
         inputs = dict(inputs)
         skipped = inputs.pop(SKIPPED_ROWS_KEY, None) or ()  # never a model input
         if model.training:
             for row, description in skipped:
                 self.skipped_images.setdefault(int(row), description)
-        inputs["return_loss"] = True
-        outputs = model(**inputs)
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+        if self.compute_loss_func is not None:
+            labels = inputs.pop("labels", None)
+            outputs = model(**inputs)  # no labels, no return_loss: the embeddings only
+            loss = self.compute_loss_func(outputs, labels, num_items_in_batch=num_items_in_batch)
+            if not isinstance(loss, torch.Tensor):
+                raise ValueError(f"compute_loss_func must return a loss tensor, got {type(loss).__name__}.")
+        else:
+            inputs["return_loss"] = True
+            outputs = model(**inputs)
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
         if loss is None:
             raise ValueError(f"The model returned no loss; the inputs were {sorted(inputs)}.")
         if model.training and not bool(torch.isfinite(loss.detach()).all()):

@@ -154,6 +154,37 @@ def test_compute_loss_goes_through_the_distributed_gather(trained, monkeypatch):
     assert trained.model_accepts_loss_kwargs is False
 
 
+def test_compute_loss_func_replaces_the_unified_loss(trained, processor, tmp_path):
+    """A `compute_loss_func` gets the model's outputs (run without labels) and the labels, as in `Trainer`."""
+    from modeling_unicl.loss_unicl import unicl_loss
+
+    seen = []
+
+    def weighted_unicl(outputs, labels, num_items_in_batch=None):
+        seen.append((outputs.loss, labels.clone()))
+        return 3.0 * unicl_loss(outputs.image_embeds, outputs.text_embeds, labels, outputs.logit_scale)
+
+    batch = trained.data_collator([trained.train_dataset[k] for k in range(8)])
+    args = training_args(tmp_path, max_steps=2)
+    custom = UniCLTrainer(model=trained.model, args=args, train_dataset=trained.train_dataset,
+                          processing_class=processor, compute_loss_func=weighted_unicl)
+    trained.model.eval()
+    with torch.no_grad():
+        default = trained.compute_loss(trained.model, batch)
+        loss = custom.compute_loss(trained.model, batch)
+    assert len(seen) == 1 and seen[0][0] is None  # the model computed no loss of its own
+    assert torch.equal(seen[0][1], batch["labels"])
+    torch.testing.assert_close(loss, 3.0 * default)
+    looped = UniCLTrainer(model=tiny_model(), args=args, train_dataset=trained.train_dataset,  # leave `trained` be
+                          processing_class=processor, compute_loss_func=weighted_unicl)
+    looped.train()  # the Trainer's loop runs with it; the temperature is still logged
+    assert len(seen) == 3 and sorted(logged(looped, "logit_scale")) == [1, 2]
+    bad = UniCLTrainer(model=trained.model, args=args, train_dataset=trained.train_dataset,
+                       processing_class=processor, compute_loss_func=lambda outputs, labels, **kw: 1.0)
+    with pytest.raises(ValueError, match="must return a loss tensor, got float"):
+        bad.compute_loss(trained.model, batch)
+
+
 def test_resume_continues_exactly(processor, tmp_path):
     train = build_training_dataset(processor, [label_dataset(per_class=2)], [caption_dataset(2)], crop_scale=(0.5, 1.0))
     # 32 rows, batches of 8: 4 steps per epoch, so step 5 is one batch into the second epoch
