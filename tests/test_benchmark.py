@@ -61,6 +61,24 @@ def test_json_schema(results):
     assert all(f"`{key}`" in table for key in benchmark.GOALS)
 
 
+def test_ceilings_bound_the_measured_ratios(results):
+    """The ceilings: images/s if every counted FLOP ran at the measured matmul peak (GFLOP/s), against the same peer
+    as the figure they bound. Only the arithmetic is checked: on tiny models a 64x64 matmul is no peak."""
+    peak = results["flops_fraction_of_peak"]["peer"]
+    zero_shot = results["zero_shot_speedup_ceiling"]
+    assert zero_shot["bounds"] == "zero_shot_speedup_vs_pipeline"
+    assert zero_shot["ours"] == pytest.approx(peak * 1e9 / zero_shot["flops_per_image"])
+    assert zero_shot["peer"] == results["zero_shot_speedup_vs_pipeline"]["peer"]
+    assert zero_shot["flops_per_image"] == results["zero_shot"]["flops_per_image_ours"] > 0
+    train = results["train_step_padded_to_longest_ceiling"]
+    assert train["flops_per_step"] == results["train"]["flops_per_step"]["ours_longest"]
+    assert train["ours"] == pytest.approx(TINY.train_batch * peak * 1e9 / train["flops_per_step"])
+    assert train["peer"] == results["train_step_ratio_padded_to_longest_vs_77"]["peer"]
+    table = benchmark.markdown(results)
+    assert "upper bound of `zero_shot_speedup_vs_pipeline` (goal 100)" in table
+    assert "upper bound of `train_step_ratio_padded_to_longest_vs_77` (goal 1.5)" in table
+
+
 def test_cached_pipeline_does_no_text_forward_on_later_calls(results):
     cache = results["zero_shot_pipeline_cache"]
     assert cache["first_call_text_forwards"] == 1
