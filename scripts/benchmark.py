@@ -10,6 +10,7 @@
    with a same-size `CLIPModel` (ViT-B/32 vision, 12-layer 512-wide text; random weights), and the same pipeline on
    our UniCL model saved to a folder (its text-feature cache: the first call encodes the labels, later calls 0 text
    forwards, counted with a forward hook on `model.text_model`). Images/s include image preprocessing on both sides.
+   The three are timed round-robin (ours, CLIP pipeline, cached pipeline, ours, ...), medians.
 2. Training step (forward + backward + fused AdamW, fp32, SDPA): `UniCLModel` + `unicl_loss` vs the same towers in
    `transformers.VisionTextDualEncoderModel` with its CLIP loss, on identical 77-token inputs; ours on the same
    captions padded to the longest (as `UniCLCollator` does) vs the dual encoder on 77 tokens (transformers'
@@ -520,7 +521,8 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
     templates = list(IMAGENET_TEMPLATES[: settings.num_templates])
     pipe_template = "a photo of a {}."
     images = random_images(settings.zero_shot_batch, seed=1)
-    pipe_images = random_images(settings.pipeline_images + 1, seed=2)  # +1: the untimed warm-up
+    rounds = max(2, settings.zero_shot_reps, settings.pipeline_images)
+    pipe_images = random_images(rounds + 1, seed=2)  # one per timed call, + the untimed warm-up
     tokens = processor.tokenizer([pipe_template.format(n) for n in names])["input_ids"]
 
     # (a) ours: class matrix once, then per batch: preprocess + image forward + matmul
@@ -533,19 +535,9 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
     classify = lambda: classifier.logits(classifier.pixel_values(images))  # noqa: E731
     classify()
     flops_per_image = count_flops(classify) / len(images)  # the image forward + the class matmul
-    ours_s = statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
-    assert counter.calls == 0, "classifying images must not run the text tower"
-    ours_ips = len(images) / ours_s
-    ours_bf16_ips = None
-    if bf16:
-        with torch.autocast("cpu", dtype=torch.bfloat16):  # the image side only; the class matrix stays the fp32 one
-            classify()
-            ours_bf16_ips = len(images) / statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
 
-    def time_pipe(pipe, labels, pipe_images):
-        per_image = [seconds(lambda im=im: pipe(im, candidate_labels=labels, hypothesis_template=pipe_template))
-                     for im in pipe_images]
-        return per_image
+    def pipe_call(pipe, labels, image):
+        return pipe(image, candidate_labels=labels, hypothesis_template=pipe_template)
 
     # (b) transformers' pipeline with a same-size CLIPModel: every call encodes all labels
     torch.manual_seed(0)
@@ -556,29 +548,43 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
     clip_pipe = pipeline("zero-shot-image-classification", model=clip, tokenizer=build_clip_tokenizer(),
                          image_processor=clip_processor, device="cpu")
     clip_counter = CountForwards(clip.text_model)
-    clip_times = time_pipe(clip_pipe, names, pipe_images)[1:]
-    clip_ips = 1 / statistics.median(clip_times)
-    clip_text_forwards = clip_counter.calls
-    del clip_pipe, clip
-    gc.collect()
+    pipe_call(clip_pipe, names, pipe_images[0])  # warm-up
 
     # (c) the same pipeline on our model saved to a folder: the text cache encodes the labels once
     folder = workdir / "unicl"
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    del model, classifier
-    gc.collect()
     unicl_pipe = pipeline("zero-shot-image-classification", model=str(folder), device="cpu")
     unicl_counter = CountForwards(unicl_pipe.model.text_model)
-    unicl_pipe(pipe_images[0], candidate_labels=names[:2], hypothesis_template=pipe_template)  # warm-up, other labels
+    pipe_call(unicl_pipe, names[:2], pipe_images[0])  # warm-up, other labels
     unicl_counter.calls = 0
-    first_s = time_pipe(unicl_pipe, names, pipe_images[:1])[0]
+    first_s = seconds(lambda: pipe_call(unicl_pipe, names, pipe_images[0]))
     first_forwards = unicl_counter.calls
-    later_images = random_images(max(2, settings.pipeline_images * 2), seed=3)
-    later_times = time_pipe(unicl_pipe, names, later_images)
+
+    # Timed round-robin (ours, CLIP pipeline, cached pipeline, ours, ...): drift of a shared machine hits all alike.
+    next_image = {"clip": iter(pipe_images[1:]), "cached": iter(pipe_images[1:])}
+    times = round_robin({
+        "ours": classify,
+        "clip_pipeline": lambda: pipe_call(clip_pipe, names, next(next_image["clip"])),
+        "cached_pipeline": lambda: pipe_call(unicl_pipe, names, next(next_image["cached"])),
+    }, warmup=0, steps=rounds)
+    assert counter.calls == 0, "classifying images must not run the text tower"
+    ours_ips = len(images) / statistics.median(times["ours"])
+    clip_times = times["clip_pipeline"]
+    clip_ips = 1 / statistics.median(clip_times)
+    clip_text_forwards = clip_counter.calls
+    later_times = times["cached_pipeline"]
     later_forwards = unicl_counter.calls - first_forwards
     cached_ips = 1 / statistics.median(later_times)
-    del unicl_pipe
+    del clip_pipe, clip, unicl_pipe
+    gc.collect()
+
+    ours_bf16_ips = None
+    if bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the image side only; the class matrix stays the fp32 one
+            classify()
+            ours_bf16_ips = len(images) / statistics.median(seconds(classify) for _ in range(settings.zero_shot_reps))
+    del model, classifier
     gc.collect()
 
     compared = (
@@ -595,6 +601,7 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
         "class_matrix_s": class_matrix_s,
         "class_matrix_break_even_images": class_matrix_s * clip_ips,
         "flops_per_image_ours": flops_per_image,
+        "round_robin_times_s": times,
         "speedup": figure(ours_ips, clip_ips, "pipeline('zero-shot-image-classification') + CLIPModel ViT-B/32 "
                           "(random init)", "images/s", compared=compared, clip_text_forwards=clip_text_forwards,
                           clip_images=len(clip_times)),

@@ -84,6 +84,9 @@ def test_cached_pipeline_does_no_text_forward_on_later_calls(results):
     assert cache["first_call_text_forwards"] == 1
     assert cache["later_calls"] >= 2 and cache["later_calls_text_forwards"] == 0
     assert results["zero_shot_speedup_vs_pipeline"]["clip_text_forwards"] >= 1  # the peer encodes every call
+    times = results["zero_shot"]["round_robin_times_s"]  # ours and both pipelines interleaved, as many calls each
+    assert set(times) == {"ours", "clip_pipeline", "cached_pipeline"}
+    assert len({len(t) for t in times.values()}) == 1 and len(times["ours"]) == cache["later_calls"]
 
 
 def test_flop_counter_counts_a_training_step(results):
