@@ -16,7 +16,15 @@ import json
 import sys
 from pathlib import Path
 
-from cli_utils import UsageError, check_unicl_folder, exit_on_usage_error, load_dataset_argument, markdown_table
+from cli_utils import (
+    UsageError,
+    add_keep_freed_memory_flag,
+    apply_keep_freed_memory,
+    check_unicl_folder,
+    exit_on_usage_error,
+    load_dataset_argument,
+    markdown_table,
+)
 
 
 def parse_args(argv):
@@ -35,6 +43,7 @@ def parse_args(argv):
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_path", default=None)
+    add_keep_freed_memory_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -81,6 +90,7 @@ def main(argv=None) -> int:
         parts = train_full.train_test_split(test_size=args.validation_fraction, seed=args.seed)
         train, validation = parts["train"], parts["test"]
     processor = UniCLProcessor.from_pretrained(args.model)
+    apply_keep_freed_memory(args)  # the arguments are checked: only the embedding work is left
     result = run_linear_probe(model, processor, train, validation, test, args.image_column, args.label_column,
                               args.l2, args.batch_size)
     rows = [[f"{l2:g}", acc] for l2, acc in result.sweep.items()]

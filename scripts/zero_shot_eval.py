@@ -17,7 +17,15 @@ import json
 import sys
 from pathlib import Path
 
-from cli_utils import UsageError, check_unicl_folder, exit_on_usage_error, load_dataset_argument, markdown_table
+from cli_utils import (
+    UsageError,
+    add_keep_freed_memory_flag,
+    apply_keep_freed_memory,
+    check_unicl_folder,
+    exit_on_usage_error,
+    load_dataset_argument,
+    markdown_table,
+)
 
 
 def parse_args(argv):
@@ -34,6 +42,7 @@ def parse_args(argv):
                         help="'imagenet' (the 80 CLIP/UniCL templates), 'single' ('a photo of a {}.') or one template with {}")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--json", dest="json_path", default=None, help="write the results as JSON to this file")
+    add_keep_freed_memory_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -60,6 +69,7 @@ def main(argv=None) -> int:
         from modeling_unicl.embedded_data import build_embedded_datasets
     else:
         dataset = load_dataset_argument(args.dataset, args.split, "--dataset")
+    apply_keep_freed_memory(args)
 
     from modeling_unicl import UniCLModel, UniCLProcessor
     from modeling_unicl.zero_shot_unicl import evaluate_zero_shot

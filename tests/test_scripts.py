@@ -244,3 +244,17 @@ def test_preset_gives_way_to_a_starting_model_and_is_absent_with_datasets(data_d
         ["--image_label_datasets", str(data_dirs / "labels"), "--output_dir", "out"])
     assert not embedded and model_args.config_name is None
     assert training_args.learning_rate == 5e-5 and data_args.flip_prob == 0.5  # the library's / the script's defaults
+
+
+@pytest.mark.parametrize("script", ["zero_shot_eval", "linear_probe"])
+def test_eval_scripts_keep_freed_memory_unless_told_not_to(script, trained_folder, data_dirs, monkeypatch):
+    from modeling_unicl import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)
+    module = {"zero_shot_eval": zero_shot_eval, "linear_probe": linear_probe}[script]
+    argv = [str(trained_folder), "--dataset", str(data_dirs / "probe")]
+    argv += ["--split", "test", "--templates", "single"] if script == "zero_shot_eval" else ["--l2", "1e-2"]
+    assert module.main(argv) == 0 and calls == [1]
+    assert module.main(argv + ["--no_keep_freed_memory"]) == 0 and calls == [1]
+    assert module.main([str(trained_folder), "--dataset", str(data_dirs / "missing")]) == 2 and calls == [1]
