@@ -74,7 +74,7 @@ def build_class_embeddings(
     tokens = tokenizer(prompts, truncation=True, max_length=max_length)
     order = sorted(range(len(prompts)), key=lambda i: len(tokens["input_ids"][i]))  # stable: ties keep prompt order
     device = _model_device(model)
-    prompt_embeddings = None
+    chunks = []
     with _EvalMode(model), torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -86,10 +86,9 @@ def build_class_embeddings(
             features = model.get_text_features(
                 input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
             ).pooler_output
-            features = F.normalize(features.float(), dim=-1)
-            if prompt_embeddings is None:
-                prompt_embeddings = features.new_empty(len(prompts), features.shape[-1])
-            prompt_embeddings[torch.tensor(rows, device=features.device)] = features
+            chunks.append(F.normalize(features.float(), dim=-1))
+    back_to_prompt_order = torch.tensor(order, device=chunks[0].device).argsort()
+    prompt_embeddings = torch.cat(chunks)[back_to_prompt_order]
     embeddings = prompt_embeddings.reshape(len(class_names), len(templates), -1).mean(dim=1)
     return F.normalize(embeddings, dim=-1)
 
