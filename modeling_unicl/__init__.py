@@ -28,13 +28,13 @@ AutoProcessor.register(UniCLConfig, UniCLProcessor, exist_ok=True)
 
 # Lazily imported: they pull in transformers' Trainer / datasets, which a model-only user does not need.
 _LAZY = {
-    "UniCLTrainer": "trainer_unicl",
-    "UniCLCollator": "data_unicl",
-    "build_training_dataset": "data_unicl",
-    "ZeroShotClassifier": "zero_shot_unicl",
-    "build_class_embeddings": "zero_shot_unicl",
-    "evaluate_zero_shot": "zero_shot_unicl",
-    "IMAGENET_TEMPLATES": "prompt_templates",
+    "UniCLTrainer": "training.trainer",
+    "UniCLCollator": "data.dataset",
+    "build_training_dataset": "data.dataset",
+    "ZeroShotClassifier": "evaluation.zero_shot",
+    "build_class_embeddings": "evaluation.zero_shot",
+    "evaluate_zero_shot": "evaluation.zero_shot",
+    "IMAGENET_TEMPLATES": "prompts",
 }
 
 

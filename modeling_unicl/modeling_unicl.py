@@ -452,7 +452,7 @@ class UniCLForImageClassification(UniCLPreTrainedModel):
         cls, model: UniCLModel, class_embeddings: torch.Tensor, class_names: list[str]
     ) -> "UniCLForImageClassification":
         """Builds a classifier that shares `model`'s image tower (copied) and whose weights are the L2-normalised
-        class embeddings (e.g. from `zero_shot_unicl.build_class_embeddings`)."""
+        class embeddings (e.g. from `modeling_unicl.evaluation.build_class_embeddings`)."""
         if class_embeddings.ndim != 2 or class_embeddings.shape != (len(class_names), model.config.projection_dim):
             raise ValueError(
                 f"class_embeddings must have shape ({len(class_names)}, {model.config.projection_dim}) "

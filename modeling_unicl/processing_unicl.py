@@ -25,7 +25,7 @@ CONTEXT_LENGTH = 77
 
 # ------------------------------------------------------------------------------------------- image conversion
 # The one place where "an image as it comes" becomes 8-bit RGB: the processor, the image processor, the training
-# data and the zero-shot helpers all go through `to_rgb`. It lives here (not in data_unicl) because a saved model
+# data and the zero-shot helpers all go through `to_rgb`. It lives here (not in the data package) because a saved model
 # folder copies this file and it must not import `datasets`.
 _EXIF_ORIENTATION = 0x0112
 _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, PILImage.DecompressionBombError)

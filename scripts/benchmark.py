@@ -24,7 +24,7 @@
    `gradient_checkpointing_enable()`, each in a fresh subprocess with glibc's default malloc, and once more without
    checkpointing under `keep_freed_memory()` (what the speed setting costs in memory).
 
-Everything else runs with `modeling_unicl.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
+Everything else runs with `modeling_unicl.utils.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
 `scripts/train.py` does by default; `--keep_freed_memory off` measures without. It applies to every model alike.
 
 `--quick` (<= 3 minutes on 2 cores) uses fewer classes and templates, a smaller batch and fewer steps; the JSON says
@@ -198,7 +198,7 @@ def captions(n: int, seed: int = 0, min_words: int = 5, max_words: int = 15) -> 
 
 def train_batches(processor, config, batch_size: int, seed: int = 0) -> dict[str, dict]:
     """The same images and captions, collated by `UniCLCollator` (padded to the longest caption) and padded to 77."""
-    from modeling_unicl.data_unicl import UniCLCollator
+    from modeling_unicl.data.dataset import UniCLCollator
 
     g = torch.Generator().manual_seed(seed)
     vision = config.vision_config
@@ -391,7 +391,7 @@ def _peak_kib(reset: bool) -> int:
 def _maybe_keep_freed_memory(spec: dict) -> bool:
     if not spec.get("keep_freed_memory"):
         return False
-    from modeling_unicl.runtime import keep_freed_memory
+    from modeling_unicl.utils.runtime import keep_freed_memory
 
     return keep_freed_memory()
 
@@ -514,8 +514,8 @@ def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Pa
 
     from modeling_unicl import UniCLModel
     from modeling_unicl.processing_unicl import build_clip_tokenizer
-    from modeling_unicl.prompt_templates import IMAGENET_TEMPLATES
-    from modeling_unicl.zero_shot_unicl import ZeroShotClassifier
+    from modeling_unicl.prompts import IMAGENET_TEMPLATES
+    from modeling_unicl.evaluation.zero_shot import ZeroShotClassifier
 
     names = class_names(settings.num_classes)
     templates = list(IMAGENET_TEMPLATES[: settings.num_templates])
@@ -779,7 +779,7 @@ def parse_args(argv):
                         help="torch threads (default: torch's, one per core); on a machine where other jobs hold "
                              "cores, use the number of idle cores: OpenMP barriers stall on busy ones")
     parser.add_argument("--keep_freed_memory", choices=("on", "off"), default="on",
-                        help="run with modeling_unicl.runtime.keep_freed_memory() (as scripts/train.py does by "
+                        help="run with modeling_unicl.utils.runtime.keep_freed_memory() (as scripts/train.py does by "
                              "default); it applies to every model measured, ours and the peers")
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                         help="the bf16-autocast rows: auto (default) runs them only on a CPU with native bf16 "
@@ -823,7 +823,7 @@ def main(argv=None) -> int:
     settings = Settings(**{**asdict(settings), **overrides})
     keep_freed = args.keep_freed_memory == "on"
     if keep_freed:
-        from modeling_unicl.runtime import keep_freed_memory
+        from modeling_unicl.utils.runtime import keep_freed_memory
 
         keep_freed = keep_freed_memory()
     bf16 = {"auto": None, "on": True, "off": False}[args.bf16]

@@ -39,7 +39,7 @@ def add_keep_freed_memory_flag(parser) -> None:
     parser.add_argument(
         "--no_keep_freed_memory", dest="keep_freed_memory", action="store_false",
         help="leave glibc's malloc as it is; by default it keeps freed memory for reuse (Swin-T's CPU forward measured "
-             "1.45x faster at batch 32, about 10%% more peak RSS; see modeling_unicl.runtime)",
+             "1.45x faster at batch 32, about 10%% more peak RSS; see modeling_unicl.utils.runtime)",
     )
 
 
@@ -47,7 +47,7 @@ def apply_keep_freed_memory(args) -> bool:
     """Called once the arguments are checked: `keep_freed_memory()` unless `--no_keep_freed_memory`."""
     if not args.keep_freed_memory:
         return False
-    from modeling_unicl.runtime import keep_freed_memory
+    from modeling_unicl.utils.runtime import keep_freed_memory
 
     return keep_freed_memory()
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PRESET_NAMES = ("swin-tiny", "swin-base")  # kept in sync with modeling_unicl.convert_unicl.PRESETS (checked below)
+PRESET_NAMES = ("swin-tiny", "swin-base")  # kept in sync with modeling_unicl.conversion.convert.PRESETS (checked below)
 
 
 def _fail(message: str) -> int:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-    from modeling_unicl.convert_unicl import PRESETS, ConversionError, convert_unicl_checkpoint
+    from modeling_unicl.conversion.convert import PRESETS, ConversionError, convert_unicl_checkpoint
 
     assert tuple(PRESETS) == PRESET_NAMES, "PRESET_NAMES is out of date"
     try:

@@ -52,7 +52,7 @@ def run_linear_probe(model, processor, train, validation, test, image_column="im
     """Embeds the three splits with the frozen model and fits the probe; returns a `LinearProbeResult`."""
     import torch
 
-    from modeling_unicl.linear_probe_unicl import DEFAULT_L2_GRID, extract_image_embeddings, linear_probe
+    from modeling_unicl.evaluation.linear_probe import DEFAULT_L2_GRID, extract_image_embeddings, linear_probe
 
     def embed(split):
         features = extract_image_embeddings(model, processor, split, image_column, batch_size)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     from modeling_unicl import UniCLModel, UniCLProcessor
 
     if args.embedded:
-        from modeling_unicl.embedded_data import build_embedded_datasets
+        from modeling_unicl.data.embedded import build_embedded_datasets
 
         model = UniCLModel.from_pretrained(args.model).eval()
         data = build_embedded_datasets(seed=args.seed, image_size=int(model.config.vision_config.image_size))

@@ -52,8 +52,8 @@ def train_regime(regime, data, seed, args, output_dir, max_steps=None):
     """Trains one regime; returns (model, processor, number of optimizer steps)."""
     from transformers import TrainingArguments, set_seed
 
-    from modeling_unicl.data_unicl import build_training_dataset
-    from modeling_unicl.trainer_unicl import UniCLTrainer
+    from modeling_unicl.data.dataset import build_training_dataset
+    from modeling_unicl.training.trainer import UniCLTrainer
     from train import ModelArguments, load_model
 
     set_seed(seed)  # before the model exists: its initial weights come from the global RNG
@@ -78,7 +78,7 @@ def train_regime(regime, data, seed, args, output_dir, max_steps=None):
 def score(model, processor, data, seed):
     from linear_probe import run_linear_probe
 
-    from modeling_unicl.zero_shot_unicl import evaluate_zero_shot
+    from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
     results = {
         "zero_shot_seen": evaluate_zero_shot(model, processor, data.eval_seen)["top1"],
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         raise UsageError("--regimes: unicl@clip-steps needs the clip regime (its step budget).")
     import torch
 
-    from modeling_unicl.embedded_data import build_embedded_datasets
+    from modeling_unicl.data.embedded import build_embedded_datasets
     from train import CONFIG_PRESETS
 
     torch.set_num_threads(args.threads)

@@ -60,7 +60,7 @@ class ModelArguments:
     keep_freed_memory: bool = field(
         default=True,
         metadata={"help": "Let glibc's malloc reuse freed activation memory instead of returning it to the OS "
-                          "(about 20%% faster CPU steps, about 12%% more peak RSS; see modeling_unicl.runtime). Not "
+                          "(about 20%% faster CPU steps, about 12%% more peak RSS; see modeling_unicl.utils.runtime). Not "
                           "applied with --gradient_checkpointing: the kept heap would take back much of its saving."},
     )
 
@@ -163,7 +163,7 @@ def load_model(model_args: ModelArguments):
 
 
 def zero_shot_table(model, processor, splits: dict, data_args: DataArguments) -> tuple[str, dict]:
-    from modeling_unicl.zero_shot_unicl import evaluate_zero_shot
+    from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
     results, rows = {}, []
     for name, dataset in splits.items():
@@ -181,20 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     model_args, data_args, training_args, embedded = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if model_args.keep_freed_memory and not training_args.gradient_checkpointing:
-        from modeling_unicl.runtime import keep_freed_memory
+        from modeling_unicl.utils.runtime import keep_freed_memory
 
         keep_freed_memory()
 
     from transformers import set_seed
 
-    from modeling_unicl.data_unicl import build_training_dataset
-    from modeling_unicl.trainer_unicl import UniCLTrainer
+    from modeling_unicl.data.dataset import build_training_dataset
+    from modeling_unicl.training.trainer import UniCLTrainer
 
     set_seed(training_args.seed)  # before the model exists: its initial weights come from the global RNG
 
     # Everything is loaded and validated before the Trainer exists, so a bad argument leaves no output folder.
     if embedded:
-        from modeling_unicl.embedded_data import build_embedded_datasets
+        from modeling_unicl.data.embedded import build_embedded_datasets
 
         model, processor = load_model(model_args)
         data = build_embedded_datasets(seed=training_args.seed, image_size=int(model.config.vision_config.image_size))

@@ -47,7 +47,7 @@ def parse_args(argv):
 
 
 def resolve_templates(spec: str) -> tuple[str, ...]:
-    from modeling_unicl.prompt_templates import IMAGENET_TEMPLATES, SIMPLE_TEMPLATE
+    from modeling_unicl.prompts import IMAGENET_TEMPLATES, SIMPLE_TEMPLATE
 
     if spec == "imagenet":
         return tuple(IMAGENET_TEMPLATES)
@@ -66,13 +66,13 @@ def main(argv=None) -> int:
     if args.batch_size <= 0:
         raise UsageError(f"--batch_size must be positive, got {args.batch_size}.")
     if args.embedded:
-        from modeling_unicl.embedded_data import build_embedded_datasets
+        from modeling_unicl.data.embedded import build_embedded_datasets
     else:
         dataset = load_dataset_argument(args.dataset, args.split, "--dataset")
     apply_keep_freed_memory(args)
 
     from modeling_unicl import UniCLModel, UniCLProcessor
-    from modeling_unicl.zero_shot_unicl import evaluate_zero_shot
+    from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
     model = UniCLModel.from_pretrained(args.model).eval()
     processor = UniCLProcessor.from_pretrained(args.model)

@@ -60,7 +60,7 @@ from PIL import Image as PILImage
 
 from conftest import REPO_ROOT, tiny_config, tiny_processor
 from modeling_unicl import UniCLModel, UniCLProcessor
-from modeling_unicl.data_unicl import UniCLCollator, build_training_dataset, validate_image_text_dataset
+from modeling_unicl.data.dataset import UniCLCollator, build_training_dataset, validate_image_text_dataset
 from modeling_unicl.processing_unicl import UnreadableImageError, to_rgb
 
 
@@ -239,7 +239,7 @@ def test_collator_rejects_missing_text_and_empty_batches(processor):
 
 # ------------------------------------------------------------------------------------------------ converter
 def test_converter_truncated_and_missing_checkpoint(tmp_path):
-    from modeling_unicl.convert_unicl import ConversionError, load_original_checkpoint
+    from modeling_unicl.conversion.convert import ConversionError, load_original_checkpoint
 
     path = tmp_path / "ckpt.pth"
     torch.save({"model": {"logit_scale": torch.ones(())}}, path)

@@ -19,7 +19,7 @@ import yaml
 from safetensors.torch import load_file
 
 from modeling_unicl import UniCLModel
-from modeling_unicl.convert_unicl import (
+from modeling_unicl.conversion.convert import (
     PRESETS,
     ConversionError,
     convert_original_model,
@@ -387,7 +387,7 @@ def test_failed_conversion_leaves_nothing(tmp_path):
 
 
 def test_failure_after_writing_removes_the_temporary_folder(tmp_path, monkeypatch):
-    from modeling_unicl import convert_unicl
+    from modeling_unicl.conversion import convert as convert_unicl
 
     def fail(folder, model):
         assert folder.parent == tmp_path and folder.name.startswith(".out.tmp-")  # next to OUT

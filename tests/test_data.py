@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from modeling_unicl import UniCLImageProcessor, UniCLProcessor
-from modeling_unicl.data_unicl import (
+from modeling_unicl.data.dataset import (
     ImageLabelSource,
     ImageTextSource,
     RandomResizedCropAndFlip,
@@ -22,7 +22,7 @@ from modeling_unicl.data_unicl import (
     to_rgb,
     validate_image_label_dataset,
 )
-from modeling_unicl.prompt_templates import IMAGENET_TEMPLATES, SIMPLE_TEMPLATE, UNICL_IMAGENET_TEMPLATES
+from modeling_unicl.prompts import IMAGENET_TEMPLATES, SIMPLE_TEMPLATE, UNICL_IMAGENET_TEMPLATES
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), "yellow": (230, 220, 20)}
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from modeling_unicl.embedded_data import (
+from modeling_unicl.data.embedded import (
     ANIMAL_CLASSES,
     COARSE_WORD_OF,
     COARSE_WORDS,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from modeling_unicl import UniCLImageProcessor, UniCLProcessor
-from modeling_unicl.data_unicl import RandomResizedCropAndFlip, UniCLCollator, build_training_dataset, sample_rng
+from modeling_unicl.data.dataset import RandomResizedCropAndFlip, UniCLCollator, build_training_dataset, sample_rng
 from modeling_unicl.processing_unicl import to_rgb, to_rgb_images
 
 MODES = ("1", "L", "LA", "La", "P", "PT", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr")
@@ -231,7 +231,7 @@ def test_corrupt_rows_are_skipped_deterministically_and_recorded(processor, tmp_
         features=Features({"image": Image(), "caption": Value("string")}),
     )
     data = build_training_dataset(processor, [corrupt_dataset(tmp_path)], [captions], mixing="concat")
-    with caplog.at_level("WARNING", logger="modeling_unicl.data_unicl"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.data.dataset"):
         examples = [data[k] for k in range(len(data))]
     assert sorted(data.skipped_rows) == [2, 5, 7]
     assert "truncated.jpg" in data.skipped_rows[2] and "embedded bytes" in data.skipped_rows[5]
@@ -258,12 +258,12 @@ def test_strict_raises_with_the_row(processor, tmp_path):
 def test_trainer_reports_skipped_rows_from_dataloader_workers(processor, tmp_path, caplog):
     from test_trainer import tiny_model, training_args
 
-    from modeling_unicl.trainer_unicl import UniCLTrainer
+    from modeling_unicl.training.trainer import UniCLTrainer
 
     data = build_training_dataset(processor, [corrupt_dataset(tmp_path)], crop_scale=(0.5, 1.0))
     args = training_args(tmp_path / "out", per_device_train_batch_size=10, max_steps=2, dataloader_num_workers=1)
     trainer = UniCLTrainer(model=tiny_model(), args=args, train_dataset=data)
-    with caplog.at_level("WARNING", logger="modeling_unicl.trainer_unicl"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.training.trainer"):
         output = trainer.train()
     assert not data.skipped_rows  # met in the worker process: they reached the trainer through the batches
     assert sorted(trainer.skipped_images) == [2, 5, 7] and output.metrics["train_skipped_images"] == 3
@@ -294,7 +294,7 @@ def _nan_at_forward(model, forward_number: int):
 def test_nonfinite_loss_stops_training_naming_the_step(processor, tmp_path):
     from test_trainer import tiny_model, training_args
 
-    from modeling_unicl.trainer_unicl import NonFiniteLossError, UniCLTrainer
+    from modeling_unicl.training.trainer import NonFiniteLossError, UniCLTrainer
 
     model = tiny_model()
     _nan_at_forward(model, 3)
@@ -310,7 +310,7 @@ def test_nonfinite_loss_is_skipped_when_asked(processor, tmp_path, caplog):
     from test_trainer import logged, tiny_model, training_args
     from transformers import TrainerCallback
 
-    from modeling_unicl.trainer_unicl import UniCLTrainer
+    from modeling_unicl.training.trainer import UniCLTrainer
 
     snapshots = {}
 
@@ -323,7 +323,7 @@ def test_nonfinite_loss_is_skipped_when_asked(processor, tmp_path, caplog):
     data = build_training_dataset(processor, [_shapes_dataset()])
     trainer = UniCLTrainer(model=model, args=training_args(tmp_path, per_device_train_batch_size=8, max_steps=5),
                            train_dataset=data, skip_nonfinite_loss=True, callbacks=[Snapshot()])
-    with caplog.at_level("WARNING", logger="modeling_unicl.trainer_unicl"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.training.trainer"):
         output = trainer.train()
     assert trainer.skipped_nonfinite_steps == [3] and output.metrics["train_skipped_nonfinite_steps"] == 1
     assert "non-finite loss (nan) at step 3; skipping" in caplog.text and "steps [3]" in caplog.text
@@ -337,7 +337,7 @@ def test_nonfinite_loss_is_skipped_when_asked(processor, tmp_path, caplog):
 def test_temperature_never_leaves_its_clamp(processor, tmp_path):
     from test_trainer import logged, tiny_model, training_args
 
-    from modeling_unicl.trainer_unicl import UniCLTrainer
+    from modeling_unicl.training.trainer import UniCLTrainer
 
     model = tiny_model()
     with torch.no_grad():
@@ -379,7 +379,7 @@ def _resumable_run(output_dir, resume=None, stall_at_save=None):
 
     from test_trainer import caption_dataset, label_dataset, tiny_model, training_args
 
-    from modeling_unicl.trainer_unicl import UniCLTrainer
+    from modeling_unicl.training.trainer import UniCLTrainer
 
     processor = UniCLProcessor(
         image_processor=UniCLImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32})
@@ -411,7 +411,7 @@ def test_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(tmp_
 
     from test_trainer import logged
 
-    from modeling_unicl.trainer_unicl import checkpoint_problem
+    from modeling_unicl.training.trainer import checkpoint_problem
 
     stall = random.choice([4, 6])  # the kill lands inside the save of checkpoint-4 or checkpoint-6
     run_dir = tmp_path / "run"
@@ -438,7 +438,7 @@ def test_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(tmp_
     assert (half_written / "model.safetensors").is_file() and "trainer_state.json" in checkpoint_problem(half_written)
 
     assert checkpoint_problem(run_dir / f"checkpoint-{stall - 2}") is None
-    with caplog.at_level("WARNING", logger="modeling_unicl.trainer_unicl"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.training.trainer"):
         resumed = _resumable_run(run_dir, resume=True)
     assert f"checkpoint-{stall} is incomplete" in caplog.text
     assert resumed.state.global_step == 6

@@ -13,7 +13,7 @@ PROBE = """
 import json, resource, sys
 sys.path.insert(0, {root!r})
 import torch
-from modeling_unicl.runtime import keep_freed_memory
+from modeling_unicl.utils.runtime import keep_freed_memory
 
 applied = keep_freed_memory() if sys.argv[1] == "on" else None
 

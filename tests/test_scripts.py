@@ -111,7 +111,7 @@ def test_linear_probe_script(trained_folder, data_dirs, tmp_path):
 
 
 def test_linear_probe_learns_separable_features():
-    from modeling_unicl.linear_probe_unicl import linear_probe as fit
+    from modeling_unicl.evaluation.linear_probe import linear_probe as fit
 
     generator = torch.Generator().manual_seed(0)
     centers = torch.randn(3, 8, generator=generator) * 3
@@ -248,7 +248,7 @@ def test_preset_gives_way_to_a_starting_model_and_is_absent_with_datasets(data_d
 
 @pytest.mark.parametrize("script", ["zero_shot_eval", "linear_probe"])
 def test_eval_scripts_keep_freed_memory_unless_told_not_to(script, trained_folder, data_dirs, monkeypatch):
-    from modeling_unicl import runtime
+    from modeling_unicl.utils import runtime
 
     calls = []
     monkeypatch.setattr(runtime, "keep_freed_memory", lambda: calls.append(1) or True)

@@ -8,8 +8,8 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from modeling_unicl import UniCLConfig, UniCLImageProcessor, UniCLModel, UniCLProcessor
-from modeling_unicl.prompt_templates import IMAGENET_TEMPLATES
-from modeling_unicl.zero_shot_unicl import ZeroShotClassifier, build_class_embeddings, evaluate_zero_shot, topk_accuracy
+from modeling_unicl.prompts import IMAGENET_TEMPLATES
+from modeling_unicl.evaluation.zero_shot import ZeroShotClassifier, build_class_embeddings, evaluate_zero_shot, topk_accuracy
 
 CLASS_NAMES = ["red square", "blue circle", "green square", "yellow circle"]
 TEMPLATES = ("a photo of a {}.", "a drawing of the {}.", "itap of a {}.")

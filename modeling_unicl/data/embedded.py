@@ -60,7 +60,7 @@ from PIL import Image as PILImage
 if TYPE_CHECKING:  # `datasets` is imported lazily by `build_embedded_datasets`
     import datasets
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "animal_silhouettes.npz"
+DATA_FILE = Path(__file__).resolve().parent / "animal_silhouettes.npz"
 
 ANIMAL_CLASSES: tuple[str, ...] = (
     "bear",
@@ -328,7 +328,7 @@ def build_embedded_datasets(
     200 per class: the test pool); captions cycle evenly through the 10 classes for their first animal. `seed`
     drives every training choice; `eval_seed` alone drives which test images are used and how they are rendered.
     """
-    import datasets  # imported here so that `import modeling_unicl.embedded_data` stays light
+    import datasets  # imported here so that `import modeling_unicl.data.embedded` stays light
 
     held = _validate_held_out(held_out_classes)
     seen = tuple(c for c in ANIMAL_CLASSES if c not in held)

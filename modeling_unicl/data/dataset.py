@@ -3,7 +3,7 @@
 Sources
     * image-label: a `datasets.Dataset` with an image column and a `ClassLabel` label column (the class names come
       from the feature) or an integer label column plus explicit `class_names=`. Class names become texts through
-      the prompt templates (`prompt_templates.IMAGENET_TEMPLATES` by default): one template per sample, drawn at
+      the prompt templates (`modeling_unicl.prompts.IMAGENET_TEMPLATES` by default): one template per sample, drawn at
       random.
     * image-text: a `datasets.Dataset` with an image column and a caption column (a string per row).
     Column names are configurable, per source with `ImageLabelSource` / `ImageTextSource`.
@@ -67,8 +67,8 @@ from PIL import Image as PILImage
 import datasets
 from datasets import ClassLabel, Value
 
-from .processing_unicl import UnreadableImageError, load_image, to_rgb
-from .prompt_templates import IMAGENET_TEMPLATES, check_templates
+from ..processing_unicl import UnreadableImageError, load_image, to_rgb
+from ..prompts import IMAGENET_TEMPLATES, check_templates
 
 logger = logging.getLogger(__name__)
 

@@ -43,9 +43,9 @@ from typing import Any
 import torch
 import yaml
 
-from .configuration_unicl import UniCLConfig
-from .modeling_unicl import UniCLModel
-from .processing_unicl import UniCLImageProcessor, UniCLProcessor, build_clip_tokenizer
+from ..configuration_unicl import UniCLConfig
+from ..modeling_unicl import UniCLModel
+from ..processing_unicl import UniCLImageProcessor, UniCLProcessor, build_clip_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -1132,7 +1132,7 @@ def _model_card_utils():
     global _CARD_UTILS
     if _CARD_UTILS is not None:
         return _CARD_UTILS
-    path = Path(__file__).resolve().parents[1] / "scripts" / "model_card_utils.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "model_card_utils.py"
     module = None
     if path.is_file():
         existing = sys.modules.get("model_card_utils")

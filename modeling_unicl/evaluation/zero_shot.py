@@ -12,8 +12,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .data_unicl import load_image, to_rgb, validate_image_label_dataset
-from .prompt_templates import IMAGENET_TEMPLATES, check_templates
+from ..data.dataset import validate_image_label_dataset
+from ..processing_unicl import load_image, to_rgb
+from ..prompts import IMAGENET_TEMPLATES, check_templates
 
 __all__ = ["ZeroShotClassifier", "build_class_embeddings", "evaluate_zero_shot", "topk_accuracy"]
 

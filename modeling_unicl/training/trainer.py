@@ -9,7 +9,7 @@
   `loss_is_scaled_for_ga = True` on the trainer if it already normalises over the accumulated batch).
 * Logs: `loss` (the Trainer's) plus `logit_scale`, the mean temperature multiplier `exp(t)` (clamped) since the last
   log.
-* Data: given a `UniCLTrainingDataset` (see `data_unicl.build_training_dataset`), the trainer uses its sampler (the
+* Data: given a `UniCLTrainingDataset` (see `modeling_unicl.data.build_training_dataset`), the trainer uses its sampler (the
   mixing mode's batches, seeded per epoch) and a `UniCLCollator`; `remove_unused_columns` is forced off and
   `label_names` is `["labels"]`, so the defaults just work. The order and each sample's randomness depend on
   (seed, epoch, row) only, so `resume_from_checkpoint` continues exactly where the interrupted run was.
@@ -43,15 +43,15 @@ from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArgu
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 from transformers.trainer import TRAINER_STATE_NAME
 
-from .data_unicl import (
+from ..data.dataset import (
     SKIPPED_ROWS_KEY,
     UniCLCollator,
     UniCLTrainingDataset,
     build_training_dataset,
     validate_image_label_dataset,
 )
-from .prompt_templates import IMAGENET_TEMPLATES, check_templates
-from .zero_shot_unicl import ZeroShotClassifier, zero_shot_counts
+from ..prompts import IMAGENET_TEMPLATES, check_templates
+from ..evaluation.zero_shot import ZeroShotClassifier, zero_shot_counts
 
 logger = logging.getLogger(__name__)
 
