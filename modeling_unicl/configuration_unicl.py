@@ -22,7 +22,7 @@ UNICL_SWIN_TINY_VISION_CONFIG = {
     "qkv_bias": True,
     "hidden_act": "gelu",
     "use_absolute_embeddings": False,
-    "drop_path_rate": 0.1,
+    "drop_path_rate": 0.2,  # the original YAML's DROP_PATH_RATE (its config.py default, 0.1, is overridden there)
     "layer_norm_eps": 1e-5,
 }
 

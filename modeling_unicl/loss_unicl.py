@@ -134,7 +134,7 @@ def unicl_loss(
     text_embeds: torch.Tensor,
     labels: torch.Tensor,
     logit_scale: torch.Tensor,
-    gather_distributed: bool = True,
+    gather_distributed: bool = False,
     local_loss: bool = False,
 ) -> torch.Tensor:
     """UniCL bidirectional loss (L_i2t + L_t2i) / 2; equals ``clip_loss`` when labels are distinct.
@@ -144,8 +144,10 @@ def unicl_loss(
         text_embeds: (B, D) L2-normalised text features, row i pairs with image i.
         labels: (B,) integer labels; samples with equal labels are positives of each other.
         logit_scale: scalar tensor, the multiplier (already ``exp``-ed), may require grad.
-        gather_distributed: if torch.distributed is initialised with world size > 1, gather
-            features and labels from all ranks (per-rank batch sizes may differ).
+        gather_distributed: the caller's decision: if True and torch.distributed is initialised
+            with world size > 1, gather features and labels from all ranks (per-rank batch sizes
+            may differ); a collective, so every rank must call the loss. False (the default)
+            computes the loss of this rank's batch alone and never waits for other ranks.
         local_loss: only with gathering; compute this rank's rows against all global columns
             (B_local x B_global) instead of the full global matrix. With equal per-rank batch
             sizes the mean over ranks equals the global loss; with unequal sizes each rank

@@ -372,6 +372,7 @@ class UniCLModel(UniCLPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         return_loss: bool | None = None,
+        gather_distributed: bool = False,
         **kwargs,
     ) -> UniCLOutput:
         r"""
@@ -381,6 +382,11 @@ class UniCLModel(UniCLPreTrainedModel):
             `return_loss=True`.
         return_loss (`bool`, *optional*):
             Whether to return the loss; without labels it is CLIP's symmetric loss (every pair its own label).
+        gather_distributed (`bool`, *optional*, defaults to `False`):
+            Whether the loss with `labels` all-gathers features and labels from every rank of the initialised process
+            group, so that positives and negatives come from the global batch. A collective: every rank must then
+            call the model. `UniCLTrainer` turns it on for training; off, a forward on one rank alone (evaluation
+            on rank 0) never waits for the others.
         """
         if input_ids is None or pixel_values is None:
             raise ValueError("UniCLModel.forward needs both input_ids and pixel_values.")
@@ -411,7 +417,7 @@ class UniCLModel(UniCLPreTrainedModel):
             if labels is None:
                 loss = clip_loss(logits_per_text)
             else:
-                loss = unicl_loss(image_embeds, text_embeds, labels, logit_scale)
+                loss = unicl_loss(image_embeds, text_embeds, labels, logit_scale, gather_distributed=gather_distributed)
 
         return UniCLOutput(
             loss=loss,

@@ -57,9 +57,10 @@ def load_dataset_argument(spec: str, split: str, argument: str):
     or a `datasets` Hub name (optionally `name:config`)."""
     import datasets
 
+    from modeling_unicl.utils.checks import looks_like_local_path
+
     path = Path(spec).expanduser()
-    looks_local = path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1
-    if looks_local:
+    if looks_like_local_path(spec):
         if not path.exists():
             raise UsageError(f"{argument}: dataset path {spec!r} does not exist.")
         if (path / "dataset_info.json").is_file() or (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
@@ -85,20 +86,12 @@ def load_dataset_argument(spec: str, split: str, argument: str):
 
 def check_unicl_folder(name_or_path: str, argument: str) -> None:
     """Fails early when a local folder is not a saved UniCL model (Hub ids are checked by `from_pretrained`)."""
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
-            raise UsageError(f"{argument}: model folder {name_or_path!r} does not exist.")
-        return
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise UsageError(f"{argument}: {name_or_path!r} has no config.json; it is not a saved model folder.")
+    from modeling_unicl.utils.checks import check_unicl_folder as check
+
     try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{argument}: {config_file} is not valid JSON ({error}).") from error
-    if model_type != "unicl":
-        raise UsageError(f"{argument}: {name_or_path!r} is a {model_type!r} model, not a UniCL model.")
+        check(name_or_path)
+    except (ValueError, OSError) as error:
+        raise UsageError(f"{argument}: {error}") from error
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

@@ -65,9 +65,16 @@ import torch
 from PIL import Image as PILImage
 
 import datasets
-from datasets import ClassLabel, Value
+from datasets import Value
 
 from ..processing_unicl import UnreadableImageError, load_image, to_rgb
+from ..utils.checks import (
+    column_array,
+    label_ids,
+    resolve_class_names,
+    validate_image_label_dataset,
+    validate_image_text_dataset,
+)
 from ..prompts import IMAGENET_TEMPLATES, check_templates
 
 logger = logging.getLogger(__name__)
@@ -201,127 +208,6 @@ class ImageTextSource:
     dataset: datasets.Dataset
     image_column: str = "image"
     caption_column: str = "caption"
-
-
-def _check_dataset(dataset, what: str) -> None:
-    if isinstance(dataset, datasets.IterableDataset):
-        raise ValueError(
-            f"The {what} dataset is a datasets.IterableDataset; UniCL's data pipeline needs a map-style "
-            "datasets.Dataset (load without streaming=True)."
-        )
-    if not isinstance(dataset, datasets.Dataset):
-        raise ValueError(f"The {what} dataset must be a datasets.Dataset, got {type(dataset).__name__}.")
-    if len(dataset) == 0:
-        raise ValueError(f"The {what} dataset is empty (0 rows); there is nothing to train or evaluate on.")
-
-
-def _check_column(dataset, column: str, role: str, what: str) -> None:
-    if column not in dataset.column_names:
-        raise ValueError(
-            f"The {what} dataset has no {role} column {column!r}; its columns are {dataset.column_names}. "
-            f"Pass {role}_column=<name> to say which column holds the {role}s."
-        )
-
-
-def _check_image_column(dataset, column: str, what: str) -> None:
-    _check_column(dataset, column, "image", what)
-    feature = dataset.features[column]
-    if isinstance(feature, datasets.Image):
-        return
-    if isinstance(feature, Value) and feature.dtype in ("string", "large_string", "binary", "large_binary"):
-        return  # file paths or encoded bytes: cast to an Image feature, decoded lazily
-    raise ValueError(
-        f"The image column {column!r} of the {what} dataset holds {feature}, not images. Expected a datasets.Image "
-        "feature (or file paths / encoded bytes)."
-    )
-
-
-def _column_array(dataset, column: str):
-    """One column as a pyarrow ChunkedArray, with the dataset's indices mapping applied (reads only that column)."""
-    return dataset.select_columns([column]).with_format("arrow")[:].column(column)
-
-
-def resolve_class_names(dataset, label_column: str = "label", class_names: Sequence[str] | None = None) -> list[str]:
-    """The class names of an image-label dataset: `class_names` if given, else the `ClassLabel` feature's names."""
-    feature = dataset.features[label_column]
-    if isinstance(feature, ClassLabel):
-        names = list(feature.names) if class_names is None else list(class_names)
-        if class_names is not None and len(names) != feature.num_classes:
-            raise ValueError(
-                f"class_names has {len(names)} names but the ClassLabel column {label_column!r} has "
-                f"{feature.num_classes} classes."
-            )
-    elif isinstance(feature, Value) and feature.dtype.startswith(("int", "uint")):
-        if class_names is None:
-            raise ValueError(
-                f"The label column {label_column!r} is {feature}, not a ClassLabel, and no class_names were given: "
-                f"pass class_names=[...] (one name per label id) or cast the column, e.g. "
-                f"dataset.cast_column({label_column!r}, ClassLabel(names=[...]))."
-            )
-        names = list(class_names)
-    else:
-        raise ValueError(
-            f"The label column {label_column!r} is {feature}; expected a ClassLabel or integer label ids "
-            f"(for string labels use dataset.class_encode_column({label_column!r}))."
-        )
-    if not names:
-        raise ValueError(f"The label column {label_column!r} has no classes (empty class_names).")
-    bad = [name for name in names if not isinstance(name, str) or not name.strip()]
-    if bad:
-        raise ValueError(f"Class names must be non-empty strings, got {bad[:5]!r}.")
-    if len(set(names)) != len(names):
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        raise ValueError(f"Class names must be unique within one dataset; repeated: {duplicates[:10]!r}.")
-    return names
-
-
-def _label_ids(dataset, label_column: str) -> np.ndarray:
-    column = _column_array(dataset, label_column)
-    if column.null_count:
-        raise ValueError(f"The label column {label_column!r} has {column.null_count} missing labels (None).")
-    return np.asarray(column.to_numpy(), dtype=np.int64)
-
-
-def validate_image_label_dataset(
-    dataset, image_column: str = "image", label_column: str = "label", class_names: Sequence[str] | None = None
-) -> list[str]:
-    """Check an image-label dataset before training; returns its class names. Raises ValueError with what is wrong:
-    missing column, empty dataset, no class names, labels outside 0..num_classes-1."""
-    _check_dataset(dataset, "image-label")
-    _check_image_column(dataset, image_column, "image-label")
-    _check_column(dataset, label_column, "label", "image-label")
-    names = resolve_class_names(dataset, label_column, class_names)
-    labels = _label_ids(dataset, label_column)
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= len(names):
-        raise ValueError(
-            f"Labels out of range: the label column {label_column!r} holds ids from {low} to {high}, but there are "
-            f"{len(names)} classes (valid ids 0..{len(names) - 1}). Negative ids such as -1 usually mark "
-            "unlabelled rows (e.g. a test split): filter them out first."
-        )
-    return names
-
-
-def validate_image_text_dataset(dataset, image_column: str = "image", caption_column: str = "caption") -> None:
-    """Check an image-text dataset before training: columns exist, captions are non-empty strings."""
-    _check_dataset(dataset, "image-text")
-    _check_image_column(dataset, image_column, "image-text")
-    _check_column(dataset, caption_column, "caption", "image-text")
-    if image_column == caption_column:
-        raise ValueError(f"image_column and caption_column are both {image_column!r}.")
-    feature = dataset.features[caption_column]
-    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
-        raise ValueError(f"The caption column {caption_column!r} is {feature}; expected strings (Value('string')).")
-    import pyarrow.compute as pc
-
-    column = _column_array(dataset, caption_column)
-    empty = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), True)
-    num_bad = pc.sum(empty).as_py() or 0
-    if num_bad:
-        first = int(np.flatnonzero(np.asarray(empty.to_numpy(zero_copy_only=False)))[0])
-        raise ValueError(
-            f"The caption column {caption_column!r} has {num_bad} missing or empty captions (first at row {first})."
-        )
 
 
 def build_label_space(
@@ -731,7 +617,7 @@ def build_training_dataset(
     for source, id_map in zip(label_sources, id_maps):
         n = len(source.dataset)
         uids = np.arange(uid_offset, uid_offset + n, dtype=np.int64)
-        labels = id_map[_label_ids(source.dataset, source.label_column)]
+        labels = id_map[label_ids(source.dataset, source.label_column)]
         parts.append(_normalise_source(source.dataset, source.image_column, source.label_column, labels, uids, False))
         uid_offset += n
     num_label_rows = uid_offset
@@ -747,8 +633,8 @@ def build_training_dataset(
         combined = datasets.interleave_datasets(
             parts, probabilities=probabilities, seed=seed, stopping_strategy=stopping_strategy
         )
-        label_ids = _column_array(combined, _LABEL).to_numpy()
-        num_label_rows, num_caption_rows = int((label_ids >= 0).sum()), int((label_ids < 0).sum())
+        combined_labels = column_array(combined, _LABEL).to_numpy()
+        num_label_rows, num_caption_rows = int((combined_labels >= 0).sum()), int((combined_labels < 0).sum())
     else:
         combined = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 

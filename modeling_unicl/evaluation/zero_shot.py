@@ -12,8 +12,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.dataset import validate_image_label_dataset
 from ..processing_unicl import load_image, to_rgb
+from ..utils.checks import validate_image_label_dataset
 from ..prompts import IMAGENET_TEMPLATES, check_templates
 
 __all__ = ["ZeroShotClassifier", "build_class_embeddings", "evaluate_zero_shot", "topk_accuracy"]

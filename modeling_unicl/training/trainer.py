@@ -320,6 +320,8 @@ class UniCLTrainer(Trainer):
                 raise ValueError(f"compute_loss_func must return a loss tensor, got {type(loss).__name__}.")
         else:
             inputs["return_loss"] = True
+            # training loss over the global batch (a collective: every rank runs this step); evaluation stays local
+            inputs["gather_distributed"] = model.training
             outputs = model(**inputs)
             loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
         if loss is None:
