@@ -11,8 +11,9 @@ import copy
 from dataclasses import dataclass, field
 
 from .configuration_unicl import UniCLConfig
+from .processing_unicl import UniCLImageProcessor, UniCLProcessor
 
-__all__ = ["MODEL_PRESETS", "ModelPreset", "get_preset"]
+__all__ = ["MODEL_PRESETS", "ModelPreset", "get_preset", "processor_for_config"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,9 @@ def get_preset(name: str) -> ModelPreset:
     if name not in MODEL_PRESETS:
         raise ValueError(f"Unknown model preset {name!r}; expected one of {sorted(MODEL_PRESETS)}.")
     return MODEL_PRESETS[name]
+
+
+def processor_for_config(config: UniCLConfig) -> UniCLProcessor:
+    """The processor a new model of `config` trains and evaluates with: UniCL's evaluation transform at the image
+    tower's resolution and CLIP's tokenizer (from the package's own BPE file)."""
+    return UniCLProcessor(image_processor=UniCLImageProcessor.for_crop_size(int(config.vision_config.image_size)))

@@ -247,6 +247,16 @@ class UniCLImageProcessor(CLIPImageProcessorPil):
     size = {"shortest_edge": 256}
     crop_size = {"height": 224, "width": 224}
 
+    @classmethod
+    def for_crop_size(cls, crop_size: int, **kwargs) -> "UniCLImageProcessor":
+        """UniCL's evaluation transform at another resolution: the shorter side resized to `crop_size * 256 / 224`,
+        then a center crop of `crop_size`."""
+        return cls(
+            size={"shortest_edge": round(crop_size * 256 / 224)},
+            crop_size={"height": crop_size, "width": crop_size},
+            **kwargs,
+        )
+
     def preprocess(self, images, *args, **kwargs):
         """As the CLIP processor, after `to_rgb_images`: any PIL mode, EXIF rotation, numpy / torch arrays of any
         dtype, file paths and bytes become 8-bit RGB first (alpha composited on white), and unreadable input raises

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The paper's comparison in miniature, on the embedded animal silhouettes.
 
-Trains the same small model (the `animals-small` preset of train.py) in the paper's regimes:
+Trains the same small model (the `animals-small` preset of modeling_unicl.presets) in the paper's regimes:
   (a) supervised   image-label data only (7 seen classes, class-name prompts; the unified loss then behaves like
                    supervised learning: every prompt of a class is a positive)
   (b) clip         image-text data only, CLIP's loss (every pair its own label)
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -54,10 +53,12 @@ def train_regime(regime, data, seed, args, output_dir, max_steps=None):
 
     from modeling_unicl.data.dataset import build_training_dataset
     from modeling_unicl.training.trainer import UniCLTrainer
-    from train import ModelArguments, load_model
+    from modeling_unicl import UniCLModel
+    from modeling_unicl.presets import MODEL_PRESETS, processor_for_config
 
     set_seed(seed)  # before the model exists: its initial weights come from the global RNG
-    model, processor = load_model(ModelArguments(config_name="animals-small"))
+    config = MODEL_PRESETS["animals-small"].config()
+    model, processor = UniCLModel(config), processor_for_config(config)
     label_sets = [data.label_train] if regime in ("supervised", "unicl", "unicl@clip-steps") else []
     caption_sets = [data.caption_train] if regime in ("clip", "unicl", "unicl@clip-steps") else []
     # the main job's augmentation: mild crops, no flips (captions say left/right)
@@ -151,12 +152,12 @@ def main(argv=None) -> int:
     import torch
 
     from modeling_unicl.data.embedded import build_embedded_datasets
-    from train import CONFIG_PRESETS
+    from modeling_unicl.presets import MODEL_PRESETS
 
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    image_size = CONFIG_PRESETS["animals-small"]["vision_config"]["image_size"]
+    image_size = MODEL_PRESETS["animals-small"].vision_config["image_size"]
     runs, start = [], time.time()
     for seed in args.seeds:
         data = build_embedded_datasets(seed=seed, image_size=image_size)

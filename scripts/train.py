@@ -25,27 +25,11 @@ from pathlib import Path
 
 from cli_utils import UsageError, check_unicl_folder, exit_on_usage_error, load_dataset_argument, markdown_table
 
+from modeling_unicl.presets import MODEL_PRESETS
+
 logger = logging.getLogger("unicl.train")
 
 EMBEDDED_OUTPUT_DIR = "unicl-animals"
-
-# Model presets for --config_name. "animals-small" is the embedded default: a 2-stage Swin at 48 px and a 2-layer,
-# 128-wide CLIP text tower on the real CLIP BPE vocabulary.
-CONFIG_PRESETS = {
-    "animals-small": dict(
-        vision_config=dict(
-            model_type="swin", image_size=48, patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
-            window_size=3, drop_path_rate=0.0,
-        ),
-        text_config=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4),
-        projection_dim=128,
-    ),
-    "swin-tiny": dict(),  # the paper's Swin-T + 12-layer 512-wide text tower (UniCLConfig's defaults)
-    "swin-base": dict(
-        vision_config=dict(model_type="swin", embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]),
-    ),
-}
-
 
 @dataclass
 class ModelArguments:
@@ -54,7 +38,7 @@ class ModelArguments:
     )
     config_name: str | None = field(
         default=None,
-        metadata={"help": f"A preset ({', '.join(CONFIG_PRESETS)}) or a UniCL config.json, for training from scratch."},
+        metadata={"help": f"A preset ({', '.join(MODEL_PRESETS)}) or a UniCL config.json, for training from scratch."},
     )
     image_size: int | None = field(default=None, metadata={"help": "Training crop size (default: the model's)."})
     keep_freed_memory: bool = field(
@@ -139,7 +123,8 @@ def parse_arguments(argv: list[str]):
 
 
 def load_model(model_args: ModelArguments):
-    from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor, UniCLImageProcessor
+    from modeling_unicl import UniCLConfig, UniCLModel, UniCLProcessor
+    from modeling_unicl.presets import processor_for_config
 
     if model_args.model_name_or_path and model_args.config_name:
         raise UsageError("--model_name_or_path and --config_name: give one, not both.")
@@ -149,17 +134,13 @@ def load_model(model_args: ModelArguments):
         processor = UniCLProcessor.from_pretrained(model_args.model_name_or_path)
         return model, processor
     name = model_args.config_name or "swin-tiny"
-    if name in CONFIG_PRESETS:
-        config = UniCLConfig(**CONFIG_PRESETS[name])
+    if name in MODEL_PRESETS:
+        config = MODEL_PRESETS[name].config()
     elif Path(name).is_file():
         config = UniCLConfig.from_json_file(name)
     else:
-        raise UsageError(f"--config_name: {name!r} is neither a preset ({', '.join(CONFIG_PRESETS)}) nor a config file.")
-    size = int(config.vision_config.image_size)
-    image_processor = UniCLImageProcessor(
-        size={"shortest_edge": round(size * 256 / 224)}, crop_size={"height": size, "width": size}
-    )
-    return UniCLModel(config), UniCLProcessor(image_processor=image_processor)
+        raise UsageError(f"--config_name: {name!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a config file.")
+    return UniCLModel(config), processor_for_config(config)
 
 
 def zero_shot_table(model, processor, splits: dict, data_args: DataArguments) -> tuple[str, dict]:
