@@ -10,7 +10,7 @@ pulls tensorflow, so get it WITHOUT dependencies (this script never imports the 
     # or
     pip install --no-deps animal-mnist==0.4               # then: no argument needed (found via importlib)
 
-    python scripts/make_embedded_data.py [--wheel WHL | --source-dir DIR] [--out PATH.npz]
+    python scripts/make_embedded_data.py [--wheel WHL | --source_dir DIR] [--out PATH.npz]
 
 What it does (deterministic: the same package files always give a byte-identical npz):
 1. unpickles both arrays with a restricted unpickler that only allows numpy's array reconstruction;
@@ -18,11 +18,11 @@ What it does (deterministic: the same package files always give a byte-identical
 3. drops exact duplicate images (the package has 284 pairs of byte-identical images, never across classes),
    keeping the first occurrence, so that no image can be both in a training split and in the evaluation split;
 4. makes a fixed train/test split that does not depend on any random generator: in every class, the
-   `--test-per-class` (200) images with the smallest SHA-256 of their pixel bytes are `test`, the rest `train`;
+   `--test_per_class` (200) images with the smallest SHA-256 of their pixel bytes are `test`, the rest `train`;
 5. writes a `.npz` (a zip of DEFLATE'd `.npy` members with fixed timestamps, so the bytes are reproducible) with
    `images` uint8 [N, 28, 28], `labels` int64 [N], `class_names` <U8 [10], `split` uint8 [N] (0 = train,
    1 = test), `source_index` int64 [N] (row in the package's arrays).
-If the result were over 3 MB it would subsample 500 images per class (or `--max-per-class`); not needed: all
+If the result were over 3 MB it would subsample 500 images per class (or `--max_per_class`); not needed: all
 9,716 distinct images fit in ~2.6 MB.
 """
 
@@ -83,7 +83,7 @@ def read_package_files(wheel: str | None = None, source_dir: str | None = None) 
         spec = importlib.util.find_spec("animal_mnist")  # locates the installed package without importing it
         if spec is None or not spec.submodule_search_locations:
             raise SystemExit(
-                "animal_mnist is not installed: `pip install --no-deps animal-mnist==0.4`, or pass --wheel/--source-dir"
+                "animal_mnist is not installed: `pip install --no-deps animal-mnist==0.4`, or pass --wheel/--source_dir"
             )
         source_dir = str(Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal_MNIST")
     d = Path(source_dir)
@@ -156,10 +156,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--wheel", help="path to animal_mnist-0.4-py3-none-any.whl (from `pip download --no-deps`)")
-    src.add_argument("--source-dir", help="folder holding animal_data_version_3.gz and animal_label_version_3.gz")
+    src.add_argument("--source_dir", "--source-dir", help="folder holding animal_data_version_3.gz and animal_label_version_3.gz")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--test-per-class", type=int, default=200)
-    p.add_argument("--max-per-class", type=int, default=None, help="subsample (only if the file would exceed 3 MB)")
+    p.add_argument("--test_per_class", "--test-per-class", type=int, default=200)
+    p.add_argument("--max_per_class", "--max-per-class", type=int, default=None, help="subsample (only if the file would exceed 3 MB)")
     args = p.parse_args(argv)
 
     data_gz, label_gz, origin = read_package_files(args.wheel, args.source_dir)
