@@ -303,6 +303,13 @@ def build_clip_tokenizer(model_max_length: int = CONTEXT_LENGTH) -> CLIPTokenize
     return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
 
 
+def context_length(tokenizer) -> int:
+    """How many tokens a text may have: the tokenizer's `model_max_length` when it is set (transformers uses a huge
+    sentinel for "unset"), else CLIP's 77."""
+    max_length = getattr(tokenizer, "model_max_length", None)
+    return max_length if isinstance(max_length, int) and 0 < max_length <= 4096 else CONTEXT_LENGTH
+
+
 def _tokenizer_class(folder: Path) -> str | None:
     try:
         return json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..processing_unicl import load_image, to_rgb
+from ..processing_unicl import context_length, load_image, to_rgb
 from ..utils.checks import validate_image_label_dataset
 from ..prompts import IMAGENET_TEMPLATES, check_templates
 
@@ -69,10 +69,8 @@ def build_class_embeddings(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
     tokenizer = _tokenizer_of(tokenizer)
-    max_length = getattr(tokenizer, "model_max_length", None)
-    max_length = max_length if isinstance(max_length, int) and 0 < max_length <= 4096 else 77
     prompts = [template.format(name) for name in class_names for template in templates]
-    tokens = tokenizer(prompts, truncation=True, max_length=max_length)
+    tokens = tokenizer(prompts, truncation=True, max_length=context_length(tokenizer))
     order = sorted(range(len(prompts)), key=lambda i: len(tokens["input_ids"][i]))  # stable: ties keep prompt order
     device = _model_device(model)
     chunks = []
