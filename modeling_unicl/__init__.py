@@ -31,9 +31,9 @@ _LAZY = {
     "UniCLTrainer": "training.trainer",
     "UniCLCollator": "data.dataset",
     "build_training_dataset": "data.dataset",
-    "ZeroShotClassifier": "evaluation.zero_shot",
-    "build_class_embeddings": "evaluation.zero_shot",
-    "evaluate_zero_shot": "evaluation.zero_shot",
+    "ZeroShotClassifier": "evaluation",
+    "build_class_embeddings": "evaluation",
+    "evaluate_zero_shot": "evaluation",
     "IMAGENET_TEMPLATES": "prompts",
 }
 
