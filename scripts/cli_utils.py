@@ -5,7 +5,6 @@ code 2 and one line naming the argument (`UsageError`)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

@@ -1,5 +1,6 @@
-"""scripts/benchmark.py on tiny configs: the JSON's schema, the pipeline cache's text-forward count, the FLOP
-counter. Nothing here is timed: the speed figures themselves come from a full run (README, Performance)."""
+"""scripts/benchmark.py and its parts (scripts/benchmarks/) on tiny configs: the JSON's schema, the pipeline cache's
+text-forward count, the FLOP counter, the report from given measurements, the command line, a worker in a fresh
+process. Nothing here is timed: the speed figures themselves come from a full run (README, Performance)."""
 
 import json
 import sys
@@ -10,15 +11,16 @@ from conftest import REPO_ROOT, TINY_CLIP_TEXT, tiny_config, tiny_processor
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import benchmark  # noqa: E402
+from benchmarks import measure, report, workers, workloads  # noqa: E402
 
-TINY = benchmark.Settings("tiny", num_classes=12, num_templates=3, zero_shot_batch=2, zero_shot_reps=1,
+TINY = workloads.Settings("tiny", num_classes=12, num_templates=3, zero_shot_batch=2, zero_shot_reps=1,
                           pipeline_images=1, train_batch=2, warmup_steps=0, train_steps=1, matmul_size=64,
                           matmul_reps=1)
 TEXT = {**TINY_CLIP_TEXT, "max_position_embeddings": 77}
 
 
 def tiny_clip_config():
-    return benchmark.clip_config(
+    return workloads.clip_config(
         {**TEXT, "model_type": "clip_text_model"}, image_size=32, hidden_size=32, intermediate_size=64,
         num_hidden_layers=1, num_attention_heads=2)
 
@@ -42,7 +44,7 @@ def results(tmp_path_factory):
 
 def test_json_schema(results):
     json.loads(json.dumps(results))  # serialisable
-    for key in benchmark.GOALS:
+    for key in report.GOALS:
         fig = results[key]
         assert {"ours", "peer", "peer_name", "ratio", "value", "goal", "goal_met"} <= set(fig), key
         assert isinstance(fig["peer_name"], str) and fig["peer_name"], key
@@ -57,8 +59,8 @@ def test_json_schema(results):
     assert results["zero_shot"]["num_classes"] == 12 and results["zero_shot"]["num_templates_ours"] == 3
     assert results["train"]["profile"]["top_ops"], "the profiler found no ops"
     assert results["train"]["text_tokens"]["77"] == 77 > results["train"]["text_tokens"]["longest"]
-    table = benchmark.markdown(results)
-    assert all(f"`{key}`" in table for key in benchmark.GOALS)
+    table = report.markdown(results)
+    assert all(f"`{key}`" in table for key in report.GOALS)
 
 
 def test_ceilings_bound_the_measured_ratios(results):
@@ -74,7 +76,7 @@ def test_ceilings_bound_the_measured_ratios(results):
     assert train["flops_per_step"] == results["train"]["flops_per_step"]["ours_longest"]
     assert train["ours"] == pytest.approx(TINY.train_batch * peak * 1e9 / train["flops_per_step"])
     assert train["peer"] == results["train_step_ratio_padded_to_longest_vs_77"]["peer"]
-    table = benchmark.markdown(results)
+    table = report.markdown(results)
     assert "upper bound of `zero_shot_speedup_vs_pipeline` (goal 100)" in table
     assert "upper bound of `train_step_ratio_padded_to_longest_vs_77` (goal 1.5)" in table
 
@@ -115,11 +117,21 @@ def test_every_step_variant_is_timed(results):
 
 
 def test_class_names_and_captions_are_real_words():
-    names = benchmark.class_names(1000)
+    names = workloads.class_names(1000)
     assert len(set(names)) == 1000 and all(n.replace(" ", "").isalpha() for n in names)
     tokenizer = tiny_processor().tokenizer
-    lengths = [len(ids) for ids in tokenizer(benchmark.captions(50))["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(workloads.captions(50))["input_ids"]]
     assert 10 <= min(lengths) and max(lengths) <= 20
+
+
+def test_the_measured_model_is_the_swin_tiny_preset_with_the_earlier_drop_path():
+    """Every run before the preset took drop path 0.2 measured 0.1: the benchmark keeps it (same ops either way)."""
+    from modeling_unicl.presets import MODEL_PRESETS
+
+    measured, preset = workloads.unicl_config().to_dict(), MODEL_PRESETS["swin-tiny"].config().to_dict()
+    assert measured["vision_config"].pop("drop_path_rate") == 0.1
+    preset["vision_config"].pop("drop_path_rate")
+    assert measured == preset
 
 
 def test_trimming_trailing_padding_keeps_text_features():
@@ -129,7 +141,7 @@ def test_trimming_trailing_padding_keeps_text_features():
     torch.manual_seed(0)
     config = tiny_config(text=dict(TEXT), trim_text_padding=False)
     model = UniCLModel(config).eval()
-    batches = benchmark.train_batches(tiny_processor(), config, 4)
+    batches = workloads.train_batches(tiny_processor(), config, 4)
     padded, longest = batches["77"], batches["longest"]
     assert torch.equal(padded["input_ids"][:, : longest["input_ids"].shape[1]], longest["input_ids"])
     with torch.no_grad():
@@ -142,7 +154,7 @@ def test_untrimmed_restores_the_setting_even_on_error():
     from modeling_unicl import UniCLModel
 
     model = UniCLModel(tiny_config())
-    with pytest.raises(RuntimeError), benchmark.Untrimmed(model):
+    with pytest.raises(RuntimeError), workloads.Untrimmed(model):
         assert model.config.trim_text_padding is False
         raise RuntimeError("step failed")
     assert model.config.trim_text_padding is True
@@ -159,7 +171,7 @@ def test_bf16_rows_are_skipped_with_a_reason_without_native_bf16(tmp_path):
         assert "native bf16" in results[key]["skipped"]
     assert results["flops_fraction_of_peak"]["fraction_bf16_autocast_step"] is None
     assert results["train_step_ratio_vs_dual_encoder"]["ratio"] > 0  # the fp32 rows are unaffected
-    table = benchmark.markdown(results)
+    table = report.markdown(results)
     assert all(f"`{key}` | | | | | not measured" in table for key in BF16_ROWS)
     json.loads(json.dumps(results))
 
@@ -168,8 +180,96 @@ def test_bf16_flag_reaches_the_run(monkeypatch):
     """--bf16 auto leaves the choice to run_benchmark (None: native_bf16()); on / off force it."""
     seen = {}
     monkeypatch.setattr(benchmark, "run_benchmark", lambda settings, **kw: seen.update(kw) or {})
-    monkeypatch.setattr(benchmark, "markdown", lambda results: "")
+    monkeypatch.setattr(report, "markdown", lambda results: "")
     for flag, expected in (("auto", None), ("on", True), ("off", False)):
-        assert benchmark.main(["--quick", "--keep_freed_memory", "off", "--bf16", flag]) == 0
+        assert benchmark.main(["--quick", "--no_keep_freed_memory", "--bf16", flag]) == 0
         assert seen["bf16"] is expected
-    assert isinstance(benchmark.native_bf16(), bool)
+    assert isinstance(measure.native_bf16(), bool)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], True), (["--no_keep_freed_memory"], False),
+    (["--keep_freed_memory", "off"], False), (["--keep_freed_memory", "on"], True),  # the deprecated spelling
+])
+def test_keep_freed_memory_flag_reaches_the_run(flags, expected, monkeypatch, capsys):
+    """`--no_keep_freed_memory` as in the other scripts; the old `--keep_freed_memory on|off` still works, with a
+    warning, and is not in --help."""
+    seen = {}
+    monkeypatch.setattr(benchmark, "run_benchmark", lambda settings, **kw: seen.update(kw) or {})
+    monkeypatch.setattr(report, "markdown", lambda results: "")
+    monkeypatch.setattr(benchmark, "apply_keep_freed_memory", lambda args: args.keep_freed_memory)  # malloc untouched
+    assert benchmark.main(["--quick", *flags]) == 0
+    assert seen["keep_freed"] is expected
+    assert ("deprecated" in capsys.readouterr().err) == ("--keep_freed_memory" in flags)
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--help"])
+    usage = capsys.readouterr().out
+    assert "--no_keep_freed_memory" in usage and "--keep_freed_memory {" not in usage
+
+
+# The results' top-level keys, in order: the JSON's schema, which the split into scripts/benchmarks/ kept.
+RESULT_KEYS = [
+    "mode", "settings", "machine", "zero_shot_speedup_vs_pipeline", "zero_shot_bf16_autocast_vs_pipeline",
+    "zero_shot_vs_cached_pipeline", "zero_shot_pipeline_cache", "zero_shot", "zero_shot_speedup_ceiling",
+    "train_step_ratio_vs_dual_encoder", "train_step_ratio_padded_to_longest_vs_77",
+    "train_step_padded_to_longest_ceiling", "train_step_trim_padding_vs_untrimmed", "train_step_bf16_autocast_vs_fp32",
+    "train_step_bf16_ratio_vs_dual_encoder_bf16", "flops_fraction_of_peak", "grad_checkpointing_rss_reduction", "train",
+    "elapsed_s",
+]
+
+
+def test_result_keys_and_a_saved_json_renders_the_same(results):
+    assert list(results) == RESULT_KEYS
+    saved = json.loads(json.dumps(results))
+    assert report.markdown(saved) == report.markdown(results)
+
+
+def measurements() -> dict:
+    """Made-up measurements in the shapes the benchmarks return: the report's input, no model run."""
+    times = {"ours": [0.5, 0.5], "clip_pipeline": [4.0, 4.0], "cached_pipeline": [1.0, 1.0]}
+    zero_shot = {
+        "zero_shot": {"num_classes": 10, "num_templates_ours": 2, "pipeline_template": "a photo of a {}.",
+                      "class_matrix_s": 3.0, "flops_per_image_ours": 1e9, "round_robin_times_s": times},
+        "pipeline_cache": {"first_call_s": 2.0, "first_call_text_forwards": 1, "later_calls_images_per_s": 1.0,
+                           "later_calls_text_forwards": 0},
+        "images_per_s": {"ours": 8.0, "clip_pipeline": 0.25, "cached_pipeline": 1.0, "ours_bf16_autocast": None},
+        "clip_text_forwards": 3,
+    }
+    median = {"ours_77": 2.0, "dual_encoder_77": 4.0, "ours_77_untrimmed": 3.0, "ours_longest": 2.0}
+    train = {"images_per_s": {name: 4 / t for name, t in median.items()}, "median_step_s": median,
+             "step_s": {name: [t] for name, t in median.items()}, "text_tokens": {"77": 77, "longest": 20},
+             "flops_per_step": {"ours_77": 100e9, "dual_encoder_77": 150e9, "ours_longest": 100e9}}
+    rss = {name: {"step_increase_mib": inc, "peak_rss_mib": peak, "first_forward_backward_increase_mib": inc / 2}
+           for name, inc, peak in (("without", 100.0, 1000.0), ("with", 60.0, 960.0),
+                                   ("without_keep_freed", 100.0, 1100.0))}
+    return {"train": train, "rss": rss, "zero_shot": zero_shot, "peaks": [80.0, 100.0, 90.0]}
+
+
+def test_report_makes_the_figures_from_given_measurements():
+    machine = {"cpu": "test cpu", "cpu_count": 2, "torch_threads": 2, "torch": "t", "transformers": "tf",
+               "keep_freed_memory": True}
+    results = report.results(TINY, machine, **measurements(), bf16=False)
+    assert list(results) == RESULT_KEYS[:-1]  # elapsed_s is the front's
+    speedup = results["zero_shot_speedup_vs_pipeline"]
+    assert speedup["value"] == 32 and not speedup["goal_met"] and speedup["clip_images"] == 2
+    assert results["zero_shot_speedup_ceiling"]["ours"] == pytest.approx(100)  # 100 GFLOP/s over 1 GFLOP per image
+    assert results["train_step_ratio_vs_dual_encoder"]["value"] == 2
+    assert results["train_step_ratio_vs_dual_encoder"]["goal_met"]
+    assert results["train_step_trim_padding_vs_untrimmed"]["ratio"] == pytest.approx(1.5)
+    assert results["flops_fraction_of_peak"]["value"] == pytest.approx(0.5)  # 100 GFLOP in 2 s against 100 GFLOP/s
+    assert results["grad_checkpointing_rss_reduction"]["value"] == pytest.approx(0.4)
+    assert results["grad_checkpointing_rss_reduction"]["keep_freed_memory_peak_rss_increase"] == pytest.approx(0.1)
+    for key in BF16_ROWS:
+        assert results[key] == {"skipped": report.BF16_SKIPPED}
+    table = report.markdown({**results, "elapsed_s": 1.0})
+    assert "| `train_step_ratio_vs_dual_encoder` | 2 images/s | 1 images/s |" in table
+    assert "| 2 | >= 1: met |" in table and "Machine: test cpu, 2 cores" in table
+
+
+def test_worker_runs_through_the_front_script_from_any_directory(tmp_path, monkeypatch):
+    """The RSS worker in a fresh interpreter, as a full run launches it (`--rss_worker`), started from elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    spec = {"config": tiny_config(text=dict(TEXT)).to_dict(), "batch": 2, "checkpointing": False, "padding": "77",
+            "keep_freed_memory": False}
+    out = workers.run_worker("--rss_worker", spec, "tiny")
+    assert out["peak_rss_mib"] >= out["rss_before_mib"] > 0 and out["keep_freed_memory"] is False

@@ -3,7 +3,7 @@
 On Linux, glibc's malloc serves every allocation above 32 MiB with a fresh `mmap` and unmaps it on free. A training
 step of Swin-T at batch 32 allocates and frees about 5 GiB of activations, so every step faults in (and zero-fills)
 more than a million fresh pages: about a fifth of the image tower's step time (measured by
-`scripts/benchmark.py --keep_freed_memory off`). Keeping freed memory in malloc's heap lets the next step reuse it.
+`scripts/benchmark.py --no_keep_freed_memory`). Keeping freed memory in malloc's heap lets the next step reuse it.
 The cost: the heap stays at its high-water mark until the process ends and fragments, so the peak RSS grows (about
 12% for that step) and gradient checkpointing saves much less (its step grows from 3.3 to 4.5 GiB): use one or the
 other."""

@@ -1,0 +1,118 @@
+"""Benchmark 1, zero-shot with many classes: our `ZeroShotClassifier` and transformers' zero-shot pipeline (on a
+same-size CLIP, and on our model saved to a folder), timed round-robin; the figures are made by `report`."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .measure import CountForwards, count_flops, round_robin, seconds
+from .workloads import Settings, class_names, clip_pipeline, folder_pipeline, random_images
+
+PIPE_TEMPLATE = "a photo of a {}."  # the pipeline takes one template; our classifier takes `settings.num_templates`
+
+
+def pipe_call(pipe, labels, image):
+    return pipe(image, candidate_labels=labels, hypothesis_template=PIPE_TEMPLATE)
+
+
+def _classify(classifier, images):
+    """Ours on one batch: preprocess + image forward + matmul with the class matrix."""
+    return classifier.logits(classifier.pixel_values(images))
+
+
+def bench_zero_shot(config, processor, clip_cfg, settings: Settings, workdir: Path, bf16: bool = True) -> dict:
+    """Images/s of ours (class matrix once, then per batch preprocess + image forward + matmul), of the two pipelines
+    (`time_with_pipelines`) and (with `bf16`) of ours under bf16 autocast. Returns the `zero_shot` and
+    `pipeline_cache` sections of the results, and the images/s that the figures compare."""
+    from modeling_unicl import UniCLModel, ZeroShotClassifier
+    from modeling_unicl.prompts import IMAGENET_TEMPLATES
+
+    names = class_names(settings.num_classes)
+    templates = list(IMAGENET_TEMPLATES[: settings.num_templates])
+    images = random_images(settings.zero_shot_batch, seed=1)
+    rounds = max(2, settings.zero_shot_reps, settings.pipeline_images)
+    pipe_images = random_images(rounds + 1, seed=2)  # one per timed call, + the untimed warm-up
+    tokens = processor.tokenizer([PIPE_TEMPLATE.format(n) for n in names])["input_ids"]
+
+    torch.manual_seed(0)
+    model = UniCLModel._from_config(config, attn_implementation="sdpa").eval()
+    start = time.perf_counter()
+    classifier = ZeroShotClassifier(model, processor, names, templates)
+    class_matrix_s = time.perf_counter() - start
+    counter = CountForwards(model.text_model)
+    classify = functools.partial(_classify, classifier, images)
+    classify()
+    flops_per_image = count_flops(classify) / len(images)  # the image forward + the class matmul
+    piped = time_with_pipelines(classify, model, processor, clip_cfg, workdir, names, pipe_images, rounds)
+    gc.collect()  # the pipelines' models, released with time_with_pipelines' frame
+    assert counter.calls == 0, "classifying images must not run the text tower"
+    times = piped["times"]
+    ips = {"ours": len(images) / statistics.median(times["ours"]),
+           "clip_pipeline": 1 / statistics.median(times["clip_pipeline"]),
+           "cached_pipeline": 1 / statistics.median(times["cached_pipeline"]),
+           "ours_bf16_autocast": None}
+    if bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the image side only; the class matrix stays the fp32 one
+            classify()
+            ips["ours_bf16_autocast"] = len(images) / statistics.median(
+                seconds(classify) for _ in range(settings.zero_shot_reps))
+    del model, classifier, classify
+    gc.collect()
+
+    return {
+        "zero_shot": {
+            "num_classes": len(names),
+            "num_templates_ours": len(templates),
+            "pipeline_template": PIPE_TEMPLATE,
+            "mean_prompt_tokens": float(np.mean([len(t) for t in tokens])),
+            "class_matrix_s": class_matrix_s,
+            "class_matrix_break_even_images": class_matrix_s * ips["clip_pipeline"],
+            "flops_per_image_ours": flops_per_image,
+            "round_robin_times_s": times,
+        },
+        "pipeline_cache": {
+            "first_call_s": piped["first_call_s"],
+            "first_call_text_forwards": piped["first_call_text_forwards"],
+            "later_calls_images_per_s": ips["cached_pipeline"],
+            "later_calls": len(times["cached_pipeline"]),
+            "later_calls_text_forwards": piped["later_calls_text_forwards"],
+            "first_vs_later_speedup": piped["first_call_s"] * ips["cached_pipeline"],
+            "cached_pipeline_vs_clip_pipeline": ips["cached_pipeline"] / ips["clip_pipeline"],
+        },
+        "images_per_s": ips,
+        "clip_text_forwards": piped["clip_text_forwards"],
+    }
+
+
+def time_with_pipelines(classify, model, processor, clip_cfg, workdir: Path, names, pipe_images, rounds: int) -> dict:
+    """Times `classify` (ours) round-robin with transformers' pipeline on a same-size `CLIPModel`, which encodes every
+    label on every call, and on `model` saved to `workdir`, whose text cache encodes the labels on its first call only
+    (timed apart, after a warm-up on other labels); one pipeline call per image of `pipe_images[1:]`, `rounds` rounds.
+    Counts the text forwards of both pipelines with hooks."""
+    clip_pipe = clip_pipeline(clip_cfg)
+    clip_counter = CountForwards(clip_pipe.model.text_model)
+    pipe_call(clip_pipe, names, pipe_images[0])  # warm-up
+
+    unicl_pipe = folder_pipeline(model, processor, workdir / "unicl")
+    unicl_counter = CountForwards(unicl_pipe.model.text_model)
+    pipe_call(unicl_pipe, names[:2], pipe_images[0])  # warm-up, other labels
+    unicl_counter.calls = 0
+    first_s = seconds(lambda: pipe_call(unicl_pipe, names, pipe_images[0]))
+    first_forwards = unicl_counter.calls
+
+    # Timed round-robin (ours, CLIP pipeline, cached pipeline, ours, ...): drift of a shared machine hits all alike.
+    next_image = {"clip": iter(pipe_images[1:]), "cached": iter(pipe_images[1:])}
+    times = round_robin({
+        "ours": classify,
+        "clip_pipeline": lambda: pipe_call(clip_pipe, names, next(next_image["clip"])),
+        "cached_pipeline": lambda: pipe_call(unicl_pipe, names, next(next_image["cached"])),
+    }, warmup=0, steps=rounds)
+    return {"times": times, "first_call_s": first_s, "first_call_text_forwards": first_forwards,
+            "later_calls_text_forwards": unicl_counter.calls - first_forwards, "clip_text_forwards": clip_counter.calls}
