@@ -29,8 +29,8 @@ AutoProcessor.register(UniCLConfig, UniCLProcessor, exist_ok=True)
 # Lazily imported: they pull in transformers' Trainer / datasets, which a model-only user does not need.
 _LAZY = {
     "UniCLTrainer": "training.trainer",
-    "UniCLCollator": "data.dataset",
-    "build_training_dataset": "data.dataset",
+    "UniCLCollator": "data.collator",
+    "build_training_dataset": "data.builder",
     "ZeroShotClassifier": "evaluation",
     "build_class_embeddings": "evaluation",
     "evaluate_zero_shot": "evaluation",

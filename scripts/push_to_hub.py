@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """Publish a converted UniCL model folder to the Hugging Face Hub.
 
-    python scripts/push_to_hub.py OUT --repo-id ORG/NAME [--private] [--commit-message MSG]
-        [--revision BRANCH] [--token TOKEN] [--create-pr] [--dry-run]
+    python scripts/push_to_hub.py OUT --repo_id ORG/NAME [--private] [--commit_message MSG]
+        [--revision BRANCH] [--token TOKEN] [--create_pr] [--dry_run]
 
 Before any network call the folder is validated (see `validate_model_folder`): on a problem the script exits
 with code 2 and names it. Then it creates the repo (`exist_ok=True`), the branch when `--revision` is not
 `main`, and uploads the folder with one commit. Exit codes: 0 done, 1 the Hub call failed, 2 invalid input.
+The hyphenated spellings of earlier versions (--repo-id, --commit-message, --create-pr, --dry-run) still work.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import HFValidationError, filter_repo_objects, validate_repo_id
+from huggingface_hub.utils import filter_repo_objects
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
 
 logger = logging.getLogger("push_to_hub")
 
@@ -191,13 +196,13 @@ def folder_warnings(path: str | Path) -> list[str]:
 
 
 def check_repo_id(repo_id: str) -> list[str]:
-    """Problems with `repo_id` (must be 'namespace/name')."""
-    if repo_id.count("/") != 1:
-        return [f"--repo-id {repo_id!r}: must be 'namespace/name'"]
+    """Problems with `repo_id` (must be 'namespace/name', the converter's rule), named by the flag."""
+    from modeling_unicl.conversion.model_card import check_repo_id as check  # here: importing the package takes seconds
+
     try:
-        validate_repo_id(repo_id)
-    except HFValidationError as e:
-        return [f"--repo-id {repo_id!r}: {e}"]
+        check(repo_id)
+    except ValueError as e:  # the message starts with "repo_id "
+        return ["--" + str(e)]
     return []
 
 
@@ -220,13 +225,14 @@ def _human(size: int) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", metavar="OUT", help="converted model folder (output of the converter)")
-    parser.add_argument("--repo-id", required=True, help="target Hub repo, 'namespace/name'")
+    parser.add_argument("--repo_id", "--repo-id", required=True, help="target Hub repo, 'namespace/name'")
     parser.add_argument("--private", action="store_true", help="create the repo as private (if it does not exist)")
-    parser.add_argument("--commit-message", default=DEFAULT_COMMIT_MESSAGE)
+    parser.add_argument("--commit_message", "--commit-message", default=DEFAULT_COMMIT_MESSAGE)
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing); default main")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the stored login)")
-    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of pushing directly")
-    parser.add_argument("--dry-run", action="store_true", help="validate and list the files, upload nothing")
+    parser.add_argument("--create_pr", "--create-pr", action="store_true",
+                        help="open a pull request instead of pushing directly")
+    parser.add_argument("--dry_run", "--dry-run", action="store_true", help="validate and list the files, upload nothing")
     return parser
 
 
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = check_repo_id(args.repo_id)
     if args.create_pr and args.revision not in (None, "main"):
         problems.append(
-            f"--create-pr with --revision {args.revision!r}: huggingface_hub opens pull requests against main only"
+            f"--create_pr with --revision {args.revision!r}: huggingface_hub opens pull requests against main only"
         )
     problems += validate_model_folder(args.folder)
     if problems:

@@ -51,7 +51,7 @@ def train_regime(regime, data, seed, args, output_dir, max_steps=None):
     """Trains one regime; returns (model, processor, number of optimizer steps)."""
     from transformers import TrainingArguments, set_seed
 
-    from modeling_unicl.data.dataset import build_training_dataset
+    from modeling_unicl.data import build_training_dataset
     from modeling_unicl.training.trainer import UniCLTrainer
     from modeling_unicl import UniCLModel
     from modeling_unicl.presets import MODEL_PRESETS, processor_for_config

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from transformers import set_seed
 
-    from modeling_unicl.data.dataset import build_training_dataset
+    from modeling_unicl.data import build_training_dataset
     from modeling_unicl.training.trainer import UniCLTrainer
 
     set_seed(training_args.seed)  # before the model exists: its initial weights come from the global RNG

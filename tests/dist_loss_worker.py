@@ -79,7 +79,7 @@ def dist_worker(rank, init_method, out_dir):
             model = DDP(TwoTowers())
             idx = torch.tensor(list(rows[rank]))
             img, txt, s = model(x_img[idx], x_txt[idx])
-            loss = unicl_loss(img, txt, labels[idx], s, local_loss=local_loss)
+            loss = unicl_loss(img, txt, labels[idx], s, gather_distributed=True, local_loss=local_loss)
             loss.backward()
             result[name] = {
                 "loss": loss.detach(),

@@ -60,7 +60,7 @@ from PIL import Image as PILImage
 
 from conftest import REPO_ROOT, tiny_config, tiny_processor
 from modeling_unicl import UniCLModel, UniCLProcessor
-from modeling_unicl.data.dataset import UniCLCollator, build_training_dataset, validate_image_text_dataset
+from modeling_unicl.data import UniCLCollator, build_training_dataset, validate_image_text_dataset
 from modeling_unicl.processing_unicl import UnreadableImageError, to_rgb
 
 

@@ -1,12 +1,14 @@
-"""Conversion of original UniCL checkpoints (modeling_unicl/convert_unicl.py, scripts/convert_unicl_original_to_hf.py).
+"""Conversion of original UniCL checkpoints (modeling_unicl/conversion/, scripts/convert_unicl_original_to_hf.py).
 
 Parity against the outputs of the original implementation on the fixtures in ../shared/fixtures/unicl_original
 (fp32, eval mode). Tolerance: max |diff| <= 1e-4 on every compared tensor (the fixtures' README: equivalent fp32
 kernels differ by <= 1.4e-6; the smallest real defect it lists moves the logits by 1.3e-4).
 """
 
-import copy
+import ast
 import json
+import math
+import re
 import os
 import subprocess
 import sys
@@ -19,18 +21,23 @@ import yaml
 from safetensors.torch import load_file
 
 from modeling_unicl import UniCLModel
-from modeling_unicl.conversion.convert import (
+from modeling_unicl.conversion import (
     PRESETS,
     ConversionError,
+    WeightHyperparameters,
+    build_unicl_config,
     convert_original_model,
     convert_original_state_dict,
     convert_unicl_checkpoint,
+    infer_hyperparameters,
     load_original_checkpoint,
     load_original_config,
     normalize_original_state_dict,
+    original_node_from_preset,
     swin_attention_mask,
     swin_relative_position_index,
 )
+from modeling_unicl.presets import MODEL_PRESETS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "unicl_original"
@@ -325,6 +332,47 @@ def test_large_logit_scale_raises_the_clamp(reference_weights):
     assert torch.equal(model.get_logit_scale(), torch.tensor(5.0).exp())
 
 
+def test_logit_scale_below_zero_is_kept_without_a_warning(reference_weights, caplog):
+    """The clamp of UniCLModel is an upper bound only: a multiplier below 1 converts as it is, and logits match."""
+    node, _ = reference_weights["tiny"]
+    sd = _original_state_dict("tiny")
+    sd["logit_scale"] = torch.tensor(-0.5)
+    with caplog.at_level("WARNING"):
+        model = convert_original_model(sd, node)
+    assert not [r for r in caplog.records if r.levelno >= 30], [r.getMessage() for r in caplog.records]
+    assert model.config.logit_scale_max == 100.0
+    assert torch.equal(model.get_logit_scale(), torch.tensor(-0.5).exp())
+    inputs = load_file(_fixture("tiny") / "inputs.safetensors")
+    expected = load_file(_fixture("tiny") / "expected.safetensors")
+    rescale = math.exp(-0.5) / expected["logit_scale_exp"].item()  # the original's logits are exp(logit_scale) * cos
+    with torch.no_grad():
+        out = model(input_ids=inputs["input_ids"], pixel_values=inputs["pixel_values"])
+    assert _max_diff(out.logits_per_image, expected["logits_per_image"] * rescale) <= TOL
+    assert _max_diff(out.logits_per_text, expected["logits_per_text"] * rescale) <= TOL
+
+
+def test_weights_are_checked_against_the_config_once(reference_weights, monkeypatch):
+    from modeling_unicl.conversion import weights
+
+    calls = []
+    real = weights.check_config_against_weights
+    monkeypatch.setattr(weights, "check_config_against_weights", lambda *a, **k: calls.append(1) or real(*a, **k))
+    node, _ = reference_weights["tiny"]
+    convert_original_model(_original_state_dict("tiny"), node)
+    assert len(calls) == 1
+
+
+def test_inferred_hyperparameters_are_typed():
+    found = infer_hyperparameters(_original_state_dict("tiny"))
+    assert isinstance(found, WeightHyperparameters)
+    assert found.image_type.value == "swin" and found.vocab_size.value == 49408
+    assert found.swin_stage_windows.value == [4, 4] and found.absolute_position_embedding is None
+    assert found.fields["IMAGE_ENCODER.SWIN.DEPTHS"].value == [2, 2]
+    assert all(not name.startswith("_") and name != "IMAGE_ENCODER.TYPE" for name in found.fields)
+    focal = infer_hyperparameters(_original_state_dict("focal_tiny"))
+    assert focal.image_type.value == "focal" and focal.focal_kernels.value == [[3, 5], [3, 5]]
+
+
 # ------------------------------------------------------------------------------------------------------- configs
 def test_presets_and_yaml_defaults(tmp_path):
     tiny = load_original_config("swin-tiny")
@@ -359,6 +407,43 @@ def test_presets_and_yaml_defaults(tmp_path):
     assert set(PRESETS) == {"swin-tiny", "swin-base"}
 
 
+# The original configs/unicl_swin_tiny.yaml and configs/unicl_swin_base.yaml (the MODEL fields they set).
+ORIGINAL_PRESET_NODES = {
+    name: {
+        "NAME": f"unicl_{name.replace('-', '_')}",
+        "DIM_PROJECTION": 512,
+        "IMAGE_ENCODER": {
+            "TYPE": "swin", "IMG_SIZE": 224, "DROP_PATH_RATE": drop_path_rate,
+            "SWIN": {"EMBED_DIM": embed_dim, "DEPTHS": depths, "NUM_HEADS": num_heads, "WINDOW_SIZE": 7},
+        },
+        "TEXT_ENCODER": {"NAME": "transformer", "WIDTH": 512, "HEADS": 8, "LAYERS": 12, "CONTEXT_LENGTH": 77},
+    }
+    for name, embed_dim, depths, num_heads, drop_path_rate in (
+        ("swin-tiny", 96, [2, 2, 6, 2], [3, 6, 12, 24], 0.2),
+        ("swin-base", 128, [2, 2, 18, 2], [4, 8, 16, 32], 0.5),
+    )
+}
+
+
+def test_presets_come_from_the_registry():
+    assert dict(PRESETS) == ORIGINAL_PRESET_NODES
+    assert set(PRESETS) == {name for name, preset in MODEL_PRESETS.items() if preset.original_config_file}
+    for name in PRESETS:
+        assert original_node_from_preset(MODEL_PRESETS[name]) == ORIGINAL_PRESET_NODES[name]
+        # the converter's config of the preset's original node is the registry's config of the preset
+        converted, registry = build_unicl_config(load_original_config(name)), MODEL_PRESETS[name].config()
+        for tower in ("vision_config", "text_config"):
+            ours, theirs = getattr(converted, tower).to_dict(), getattr(registry, tower).to_dict()
+            keys = ("model_type", "image_size", "patch_size", "embed_dim", "depths", "num_heads", "window_size",
+                    "mlp_ratio", "qkv_bias", "drop_path_rate", "hidden_act", "layer_norm_eps", "hidden_size",
+                    "intermediate_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings",
+                    "vocab_size", "eos_token_id")
+            assert {k: ours.get(k) for k in keys} == {k: theirs.get(k) for k in keys}, (name, tower)
+        assert converted.projection_dim == registry.projection_dim
+    with pytest.raises(ConversionError, match="'animals-small': a preset that reproduces no original config"):
+        load_original_config("animals-small")
+
+
 def test_bad_configs(tmp_path):
     with pytest.raises(ConversionError, match="swin-tiny, swin-base"):
         load_original_config("swin-huge")
@@ -387,13 +472,13 @@ def test_failed_conversion_leaves_nothing(tmp_path):
 
 
 def test_failure_after_writing_removes_the_temporary_folder(tmp_path, monkeypatch):
-    from modeling_unicl.conversion import convert as convert_unicl
+    from modeling_unicl.conversion import writing
 
     def fail(folder, model):
         assert folder.parent == tmp_path and folder.name.startswith(".out.tmp-")  # next to OUT
         raise ConversionError("simulated reload mismatch")
 
-    monkeypatch.setattr(convert_unicl, "_verify_reloaded", fail)
+    monkeypatch.setattr(writing, "_verify_reloaded", fail)
     with pytest.raises(ConversionError, match="simulated"):
         convert_unicl_checkpoint(_fixture("tiny") / "checkpoint.pth", _fixture("tiny") / "config.yaml", tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -403,7 +488,7 @@ def test_existing_output_dir(tmp_path, converted):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    with pytest.raises(ConversionError, match="--overwrite"):
+    with pytest.raises(ConversionError, match="not empty, and overwriting was not requested"):
         convert_unicl_checkpoint(_fixture("tiny") / "checkpoint.pth", _fixture("tiny") / "config.yaml", out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     # an empty folder is fine, and --overwrite replaces a non-empty one
@@ -425,10 +510,41 @@ def test_model_card_choice(tmp_path):
     out = convert_unicl_checkpoint(_fixture("tiny") / "checkpoint.pth", _fixture("tiny") / "config.yaml", tmp_path / "b",
                                    card_name="yfcc14m")
     assert "`yfcc14m`" in (out / "README.md").read_text()
-    with pytest.raises(ConversionError, match="--card"):
+    with pytest.raises(ConversionError, match="card_name 'not-a-release'"):
         convert_unicl_checkpoint(_fixture("tiny") / "checkpoint.pth", _fixture("tiny") / "config.yaml", tmp_path / "c",
                                  card_name="not-a-release")
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        (dict(checkpoint="/nonexistent/in1k.pth"), "checkpoint"),
+        (dict(config="swin-huge"), "config"),
+        (dict(config="/nonexistent/config.yaml"), "config"),
+        (dict(output_dir=FIXTURES / "tiny"), "output_dir"),
+        (dict(card_name="not-a-release"), "card_name"),
+        (dict(repo_id="a/b/c"), "repo_id"),
+    ],
+)
+def test_errors_name_the_argument_at_fault(tmp_path, kwargs, argument):
+    args = {"checkpoint": _fixture("tiny") / "checkpoint.pth", "config": _fixture("tiny") / "config.yaml",
+            "output_dir": tmp_path / "out", **kwargs}
+    with pytest.raises(ConversionError) as err:
+        convert_unicl_checkpoint(args.pop("checkpoint"), args.pop("config"), args.pop("output_dir"), **args)
+    message = str(err.value)
+    assert err.value.argument == argument
+    assert message.startswith(f"{argument} ") and str(kwargs[argument]) in message.splitlines()[0], message
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_messages_name_no_command_line_flags():
+    """The library says what is wrong; only the script knows its flags (it puts them in front of the messages)."""
+    package = REPO_ROOT / "modeling_unicl" / "conversion"
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not re.search(r"(?<![\w-])--[a-z]", node.value), f"{path.name}: {node.value!r}"
 
 
 # ------------------------------------------------------------------------------------------------------- script
@@ -436,7 +552,7 @@ def test_script_converts_a_fixture(tmp_path):
     out = tmp_path / "focal"
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--checkpoint", str(_fixture("focal_tiny") / "checkpoint.pth"),
-         "--config", str(_fixture("focal_tiny") / "config.yaml"), "--output-dir", str(out)],
+         "--config", str(_fixture("focal_tiny") / "config.yaml"), "--output-dir", str(out)],  # the old spelling
         capture_output=True, text=True, cwd=tmp_path, env=_subprocess_env(tmp_path), timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -447,7 +563,8 @@ def test_script_converts_a_fixture(tmp_path):
     ("args", "expected"),
     [
         (["--checkpoint", "/nonexistent/in1k.pth", "--config", "swin-tiny"], "--checkpoint /nonexistent/in1k.pth: no such file"),
-        (["--config", "swin-huge"], "known presets: swin-tiny, swin-base"),
+        (["--config", "swin-huge"], "--config 'swin-huge': neither a YAML file nor a known preset (known presets: swin-tiny, swin-base)"),
+        (["--config", "swin-tiny", "--repo_id", "no-namespace"], "--repo_id 'no-namespace': must be 'namespace/name'"),
         (["--config", "swin-tiny"], "MODEL.TEXT_ENCODER.WIDTH: config value 512, checkpoint value 16"),
     ],
 )
@@ -455,7 +572,7 @@ def test_script_bad_input_exits_2(tmp_path, args, expected):
     if "--checkpoint" not in args:
         args = ["--checkpoint", str(_fixture("tiny") / "checkpoint.pth"), *args]
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--output-dir", str(tmp_path / "out")],
+        [sys.executable, str(SCRIPT), *args, "--output_dir", str(tmp_path / "out")],
         capture_output=True, text=True, cwd=tmp_path, env=_subprocess_env(tmp_path), timeout=300,
     )
     assert result.returncode == 2, result.stderr

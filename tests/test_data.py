@@ -12,11 +12,12 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from modeling_unicl import UniCLImageProcessor, UniCLProcessor
-from modeling_unicl.data.dataset import (
+from modeling_unicl.data import (
     ImageLabelSource,
     ImageTextSource,
     RandomResizedCropAndFlip,
     UniCLCollator,
+    UniCLSampler,
     build_label_space,
     build_training_dataset,
     to_rgb,
@@ -113,7 +114,7 @@ def test_caption_ids_never_collide_across_datasets_ranks_workers_steps(processor
     )
     collator = UniCLCollator(processor)
     caption_of_label, label_of_caption = {}, {}
-    sampler = ds.get_sampler(batch_size=8)
+    sampler = UniCLSampler(ds, batch_size=8)
     for epoch in range(3):
         sampler.set_epoch(epoch)
         for rank in range(2):  # two simulated ranks, each with two dataloader workers
@@ -164,8 +165,8 @@ def test_prompts_come_from_templates_and_are_deterministic(processor):
 def test_batch_mixing_puts_ratio_in_every_batch_and_cycles(processor):
     labelled = label_dataset(NAMES, per_class=2)  # 6 rows
     ds = build_training_dataset(processor, [labelled], [caption_dataset(30)], label_fraction=0.25)
-    assert ds.mixing == "batch" and len(ds) == 36
-    sampler = ds.get_sampler(batch_size=8)
+    assert ds.options.mixing == "batch" and len(ds) == 36
+    sampler = UniCLSampler(ds, batch_size=8)
     seen_label_rows = set()
     for epoch in range(2):
         sampler.set_epoch(epoch)
@@ -189,7 +190,7 @@ def test_interleave_and_concat_modes(processor):
     assert ds.num_label_rows + ds.num_caption_rows == len(ds)
     assert sum(label >= 0 for label in labels) == ds.num_label_rows > ds.num_caption_rows
     assert {label for label in labels if label < 0} == {-(1 + 12 + i) for i in range(6)}  # all_exhausted
-    sampler = ds.get_sampler(4)
+    sampler = UniCLSampler(ds, batch_size=4)
     assert sorted(k % len(ds) for k in sampler) == list(range(len(ds)))
     concat = build_training_dataset(processor, [labelled], [captions], mixing="concat")
     assert len(concat) == 18 and concat.num_caption_rows == 6

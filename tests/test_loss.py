@@ -5,11 +5,8 @@ formula and permutation checks run on fp64 inputs so that 1e-6 holds for any log
 [1, 100] (fp32 logits near 100 carry ~1e-5 rounding error, which is not what is tested here).
 """
 
-import datetime
 import math
-import os
 import time
-import warnings
 
 import pytest
 import torch

@@ -1,11 +1,15 @@
-"""Model cards of the released UniCL checkpoints (model_cards/) and scripts/model_card_utils.py. Offline."""
+"""Model cards of the released UniCL checkpoints: modeling_unicl.conversion.model_card (template and facts as
+package data), the committed model_cards/<name>.md and scripts/model_card_utils.py, which regenerates them. Offline."""
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard, ModelCardData
+
+from modeling_unicl.conversion import model_card as mcu
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS_DIR = ROOT / "model_cards"
@@ -14,11 +18,15 @@ CARDS_DIR = ROOT / "model_cards"
 def _load_script(name):
     spec = importlib.util.spec_from_file_location(f"_unicl_scripts_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "scripts"))  # as when the script runs: its folder is on sys.path (cli_utils)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
     return module
 
 
-mcu = _load_script("model_card_utils")
+regenerate = _load_script("model_card_utils")
 
 # The numbers of the original README / paper (first: IN-1K top-1, second: zero-shot average over 14 datasets).
 # Kept here by hand, independently of checkpoints.json, so that a typo there is caught.
@@ -40,11 +48,20 @@ SUPERVISED_IN1K = {"in1k", "in1k_gcc3m", "in1k_yfcc14m", "in1k_gcc15m"}
 
 
 def _facts():
-    return json.loads((CARDS_DIR / "checkpoints.json").read_text(encoding="utf-8"))
+    return json.loads(mcu.CHECKPOINTS_PATH.read_text(encoding="utf-8"))
 
 
 def _filled_cards():
-    return sorted(p for p in CARDS_DIR.glob("*.md") if p.name != "TEMPLATE.md")
+    return sorted(CARDS_DIR.glob("*.md"))
+
+
+def test_template_and_facts_are_package_data():
+    package = ROOT / "modeling_unicl" / "conversion"
+    assert mcu.TEMPLATE_PATH == package / "model_card_template.md" and mcu.TEMPLATE_PATH.is_file()
+    assert mcu.CHECKPOINTS_PATH == package / "released_checkpoints.json" and mcu.CHECKPOINTS_PATH.is_file()
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    line = next(line for line in pyproject.splitlines() if line.startswith('"modeling_unicl.conversion" = '))
+    assert mcu.TEMPLATE_PATH.name in line and mcu.CHECKPOINTS_PATH.name in line
 
 
 def test_exactly_the_12_released_checkpoints_have_cards():
@@ -103,9 +120,10 @@ def test_filled_card_loads_with_valid_metadata(name):
     assert f'AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)' in text
     assert "AutoProcessor.from_pretrained" in text
     assert (
-        f"python scripts/convert_unicl_original_to_hf.py --checkpoint {name}.pth --config {arch} --output-dir OUT"
+        f"python scripts/convert_unicl_original_to_hf.py --checkpoint {name}.pth --config {arch} --output_dir OUT"
         in text
     )
+    assert f"python scripts/push_to_hub.py OUT --repo_id {repo_id}" in text
     assert "@inproceedings{yang2022unified," in text
     assert "{{" not in text and "{%" not in text, "unrendered template syntax"
 
@@ -119,12 +137,12 @@ def test_committed_card_is_the_rendered_template(name):
 
 
 def test_main_check_reports_up_to_date(capsys):
-    assert mcu.main(["--check"]) == 0
+    assert regenerate.main(["--check"]) == 0
     assert "up to date" in capsys.readouterr().out
 
 
 def test_template_has_the_sections():
-    template = (CARDS_DIR / "TEMPLATE.md").read_text(encoding="utf-8")
+    template = mcu.TEMPLATE_PATH.read_text(encoding="utf-8")
     assert template.startswith("---\n{{ card_data }}\n---\n")
     for heading in (
         "## Model description",

@@ -1,4 +1,6 @@
-"""scripts/push_to_hub.py: folder validation and the huggingface_hub calls, up to the network (HfApi is faked)."""
+"""scripts/push_to_hub.py: folder validation and the huggingface_hub calls, up to the network (HfApi is faked).
+
+The folders carry the model card the converter writes (modeling_unicl.conversion.model_card)."""
 
 import importlib.util
 import inspect
@@ -12,6 +14,8 @@ import torch
 from huggingface_hub import HfApi as RealHfApi
 from safetensors.torch import save_file
 
+from modeling_unicl.conversion import model_card as mcu
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,7 +27,6 @@ def _load_script(name):
 
 
 push = _load_script("push_to_hub")
-mcu = _load_script("model_card_utils")
 
 REPO_ID = "test-org/unicl-swin-tiny-in1k"
 AUTO_MAP = {"AutoConfig": "configuration_unicl.UniCLConfig", "AutoModel": "modeling_unicl.UniCLModel"}
@@ -106,7 +109,7 @@ def test_push_to_main(model_dir, hub, caplog):
     (model_dir / "__pycache__").mkdir()
     (model_dir / "__pycache__" / "modeling_unicl.cpython-311.pyc").write_bytes(b"\0")
 
-    assert push.main([str(model_dir), "--repo-id", REPO_ID]) == 0
+    assert push.main([str(model_dir), "--repo_id", REPO_ID]) == 0
 
     assert [m for m, _, _ in hub.calls] == ["create_repo", "upload_folder"]
     assert hub.instances == [{"token": None}]
@@ -129,7 +132,7 @@ def test_push_to_main(model_dir, hub, caplog):
 
 
 def test_push_private_to_branch_with_message_and_token(model_dir, hub):
-    argv = [str(model_dir), "--repo-id", REPO_ID, "--private", "--commit-message", "Add UniCL in1k",
+    argv = [str(model_dir), "--repo_id", REPO_ID, "--private", "--commit_message", "Add UniCL in1k",
             "--revision", "v1-convert", "--token", "hf_fake"]
     assert push.main(argv) == 0
 
@@ -147,27 +150,27 @@ def test_push_private_to_branch_with_message_and_token(model_dir, hub):
 
 
 def test_revision_main_creates_no_branch(model_dir, hub):
-    assert push.main([str(model_dir), "--repo-id", REPO_ID, "--revision", "main"]) == 0
+    assert push.main([str(model_dir), "--repo_id", REPO_ID, "--revision", "main"]) == 0
     assert [m for m, _, _ in hub.calls] == ["create_repo", "upload_folder"]
     assert _call(hub, "upload_folder")["revision"] == "main"
 
 
 def test_create_pr(model_dir, hub):
-    assert push.main([str(model_dir), "--repo-id", REPO_ID, "--create-pr"]) == 0
+    assert push.main([str(model_dir), "--repo_id", REPO_ID, "--create_pr"]) == 0
     upload = _call(hub, "upload_folder")
     assert upload["create_pr"] is True and upload["revision"] is None
 
 
 def test_dry_run_calls_nothing(model_dir, hub, caplog):
     caplog.set_level(logging.INFO, logger="push_to_hub")
-    assert push.main([str(model_dir), "--repo-id", REPO_ID, "--dry-run"]) == 0
+    assert push.main([str(model_dir), "--repo_id", REPO_ID, "--dry_run"]) == 0
     assert hub.calls == [] and hub.instances == []
     assert "model.safetensors" in caplog.text and "Dry run" in caplog.text
 
 
 def test_hub_failure_exits_1(model_dir, hub, caplog):
     hub.fail_on = "upload_folder"
-    assert push.main([str(model_dir), "--repo-id", REPO_ID]) == 1
+    assert push.main([str(model_dir), "--repo_id", REPO_ID]) == 1
     assert "Unauthorized" in caplog.text
 
 
@@ -202,7 +205,7 @@ def test_processor_auto_map_modules_must_exist(model_dir):
 
 
 def test_missing_processor_is_only_a_warning(model_dir, hub, caplog):
-    assert push.main([str(model_dir), "--repo-id", REPO_ID]) == 0
+    assert push.main([str(model_dir), "--repo_id", REPO_ID]) == 0
     assert "no processor_config.json / preprocessor_config.json" in caplog.text
     assert "no tokenizer files" in caplog.text
 
@@ -224,7 +227,7 @@ def test_folder_saved_by_the_real_model_passes(tmp_path, hub, caplog):
     assert push.validate_model_folder(out) == []
     assert push.folder_warnings(out) == []
     caplog.set_level(logging.INFO, logger="push_to_hub")
-    assert push.main([str(out), "--repo-id", REPO_ID]) == 0
+    assert push.main([str(out), "--repo_id", REPO_ID]) == 0
     assert _call(hub, "upload_folder")["folder_path"] == str(out.resolve())
     assert "modeling_unicl.py" in caplog.text and "WARNING" not in caplog.text
 
@@ -323,7 +326,7 @@ def test_invalid_folder_exits_2_before_any_hub_call(case, model_dir, hub, caplog
     assert any(message in problem for problem in push.validate_model_folder(folder)), push.validate_model_folder(
         folder
     )
-    assert push.main([str(folder), "--repo-id", REPO_ID]) == 2
+    assert push.main([str(folder), "--repo_id", REPO_ID]) == 2
     assert message in caplog.text
     assert hub.calls == [] and hub.instances == []
 
@@ -339,21 +342,21 @@ def test_invalid_folder_exits_2_before_any_hub_call(case, model_dir, hub, caplog
     ],
 )
 def test_malformed_repo_id_exits_2(repo_id, message, model_dir, hub, caplog):
-    assert push.main([str(model_dir), "--repo-id", repo_id]) == 2
+    assert push.main([str(model_dir), "--repo_id", repo_id]) == 2
     assert message in caplog.text and repr(repo_id) in caplog.text
     assert hub.calls == [] and hub.instances == []
 
 
 def test_create_pr_on_a_branch_exits_2(model_dir, hub, caplog):
-    assert push.main([str(model_dir), "--repo-id", REPO_ID, "--create-pr", "--revision", "dev"]) == 2
-    assert "--create-pr with --revision 'dev'" in caplog.text
+    assert push.main([str(model_dir), "--repo_id", REPO_ID, "--create_pr", "--revision", "dev"]) == 2
+    assert "--create_pr with --revision 'dev'" in caplog.text
     assert hub.calls == [] and hub.instances == []
 
 
 def test_all_problems_are_reported_together(tmp_path, hub, caplog):
     out = tmp_path / "empty"
     out.mkdir()
-    assert push.main([str(out), "--repo-id", "bad"]) == 2
+    assert push.main([str(out), "--repo_id", "bad"]) == 2
     for message in ("must be 'namespace/name'", "missing config.json", "missing weights", "missing README.md"):
         assert message in caplog.text
     assert hub.calls == [] and hub.instances == []
@@ -364,3 +367,11 @@ def test_missing_repo_id_is_an_argparse_error(model_dir, hub):
         push.main([str(model_dir)])
     assert excinfo.value.code == 2
     assert hub.calls == [] and hub.instances == []
+
+
+def test_hyphenated_flags_of_earlier_versions_still_work(model_dir, hub):
+    argv = [str(model_dir), "--repo-id", REPO_ID, "--commit-message", "old spelling", "--create-pr", "--dry-run"]
+    assert push.main(argv) == 0
+    args = push.build_parser().parse_args(argv)
+    assert (args.repo_id, args.commit_message, args.create_pr, args.dry_run) == (REPO_ID, "old spelling", True, True)
+    assert hub.calls == []

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from modeling_unicl import UniCLImageProcessor, UniCLProcessor
-from modeling_unicl.data.dataset import RandomResizedCropAndFlip, UniCLCollator, build_training_dataset, sample_rng
+from modeling_unicl.data import RandomResizedCropAndFlip, UniCLCollator, build_training_dataset, sample_rng
 from modeling_unicl.processing_unicl import to_rgb, to_rgb_images
 
 MODES = ("1", "L", "LA", "La", "P", "PT", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr")
@@ -231,7 +231,7 @@ def test_corrupt_rows_are_skipped_deterministically_and_recorded(processor, tmp_
         features=Features({"image": Image(), "caption": Value("string")}),
     )
     data = build_training_dataset(processor, [corrupt_dataset(tmp_path)], [captions], mixing="concat")
-    with caplog.at_level("WARNING", logger="modeling_unicl.data.dataset"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.data.sources"):
         examples = [data[k] for k in range(len(data))]
     assert sorted(data.skipped_rows) == [2, 5, 7]
     assert "truncated.jpg" in data.skipped_rows[2] and "embedded bytes" in data.skipped_rows[5]
@@ -241,7 +241,7 @@ def test_corrupt_rows_are_skipped_deterministically_and_recorded(processor, tmp_
     for bad, substitute in ((2, 3), (5, 6), (7, 8)):
         torch.testing.assert_close(examples[bad]["pixel_values"], examples[substitute]["pixel_values"])
         assert examples[bad]["labels"] == examples[substitute]["labels"]
-        assert examples[bad]["unicl_skipped_rows"][0][0] == bad
+        assert set(examples[bad]) == {"pixel_values", "text", "labels"}  # the record is the dataset's, not the sample's
     assert all(e["labels"] >= 0 for e in examples[:10]) and all(e["labels"] < 0 for e in examples[10:])
     # the last label row wraps around to the first readable label row, never to the caption row after it
     wrapped = build_training_dataset(processor, [corrupt_dataset(tmp_path).select([0, 1, 2])], [captions])
@@ -255,17 +255,23 @@ def test_strict_raises_with_the_row(processor, tmp_path):
         data[2]
 
 
-def test_trainer_reports_skipped_rows_from_dataloader_workers(processor, tmp_path, caplog):
+@pytest.mark.parametrize("start_method", [None, "spawn"])  # the default (fork on Linux), and pickled workers
+def test_trainer_reports_skipped_rows_from_dataloader_workers(processor, tmp_path, caplog, start_method):
     from test_trainer import tiny_model, training_args
 
-    from modeling_unicl.training.trainer import UniCLTrainer
+    from modeling_unicl.training import UniCLTrainer
 
     data = build_training_dataset(processor, [corrupt_dataset(tmp_path)], crop_scale=(0.5, 1.0))
-    args = training_args(tmp_path / "out", per_device_train_batch_size=10, max_steps=2, dataloader_num_workers=1)
+    args = training_args(
+        tmp_path / "out", per_device_train_batch_size=10, max_steps=2, dataloader_num_workers=1,
+        dataloader_multiprocessing_context=start_method, dataloader_persistent_workers=start_method == "spawn",
+    )
     trainer = UniCLTrainer(model=tiny_model(), args=args, train_dataset=data)
-    with caplog.at_level("WARNING", logger="modeling_unicl.training.trainer"):
+    with caplog.at_level("WARNING"):
         output = trainer.train()
-    assert not data.skipped_rows  # met in the worker process: they reached the trainer through the batches
+    # only the worker read rows (it alone logged them); the records reached this process through the dataset's channel
+    assert "Skipping an unreadable image" not in caplog.text
+    assert sorted(data.skipped_rows) == [2, 5, 7] and "truncated.jpg" in data.skipped_rows[2]
     assert sorted(trainer.skipped_images) == [2, 5, 7] and output.metrics["train_skipped_images"] == 3
     assert "3 unreadable training image(s) were skipped" in caplog.text and "row 7:" in caplog.text
 
@@ -294,7 +300,7 @@ def _nan_at_forward(model, forward_number: int):
 def test_nonfinite_loss_stops_training_naming_the_step(processor, tmp_path):
     from test_trainer import tiny_model, training_args
 
-    from modeling_unicl.training.trainer import NonFiniteLossError, UniCLTrainer
+    from modeling_unicl.training import NonFiniteLossError, UniCLTrainer
 
     model = tiny_model()
     _nan_at_forward(model, 3)
@@ -310,7 +316,7 @@ def test_nonfinite_loss_is_skipped_when_asked(processor, tmp_path, caplog):
     from test_trainer import logged, tiny_model, training_args
     from transformers import TrainerCallback
 
-    from modeling_unicl.training.trainer import UniCLTrainer
+    from modeling_unicl.training import UniCLTrainer
 
     snapshots = {}
 
@@ -323,7 +329,7 @@ def test_nonfinite_loss_is_skipped_when_asked(processor, tmp_path, caplog):
     data = build_training_dataset(processor, [_shapes_dataset()])
     trainer = UniCLTrainer(model=model, args=training_args(tmp_path, per_device_train_batch_size=8, max_steps=5),
                            train_dataset=data, skip_nonfinite_loss=True, callbacks=[Snapshot()])
-    with caplog.at_level("WARNING", logger="modeling_unicl.training.trainer"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.training.callbacks"):
         output = trainer.train()
     assert trainer.skipped_nonfinite_steps == [3] and output.metrics["train_skipped_nonfinite_steps"] == 1
     assert "non-finite loss (nan) at step 3; skipping" in caplog.text and "steps [3]" in caplog.text
@@ -337,7 +343,7 @@ def test_nonfinite_loss_is_skipped_when_asked(processor, tmp_path, caplog):
 def test_temperature_never_leaves_its_clamp(processor, tmp_path):
     from test_trainer import logged, tiny_model, training_args
 
-    from modeling_unicl.training.trainer import UniCLTrainer
+    from modeling_unicl.training import UniCLTrainer
 
     model = tiny_model()
     with torch.no_grad():
@@ -379,7 +385,7 @@ def _resumable_run(output_dir, resume=None, stall_at_save=None):
 
     from test_trainer import caption_dataset, label_dataset, tiny_model, training_args
 
-    from modeling_unicl.training.trainer import UniCLTrainer
+    from modeling_unicl.training import UniCLTrainer
 
     processor = UniCLProcessor(
         image_processor=UniCLImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32})
@@ -411,7 +417,7 @@ def test_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(tmp_
 
     from test_trainer import logged
 
-    from modeling_unicl.training.trainer import checkpoint_problem
+    from modeling_unicl.training import checkpoint_problem, resolve_resume_checkpoint
 
     stall = random.choice([4, 6])  # the kill lands inside the save of checkpoint-4 or checkpoint-6
     run_dir = tmp_path / "run"
@@ -438,7 +444,7 @@ def test_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(tmp_
     assert (half_written / "model.safetensors").is_file() and "trainer_state.json" in checkpoint_problem(half_written)
 
     assert checkpoint_problem(run_dir / f"checkpoint-{stall - 2}") is None
-    with caplog.at_level("WARNING", logger="modeling_unicl.training.trainer"):
+    with caplog.at_level("WARNING", logger="modeling_unicl.training.checkpoints"):
         resumed = _resumable_run(run_dir, resume=True)
     assert f"checkpoint-{stall} is incomplete" in caplog.text
     assert resumed.state.global_step == 6
@@ -451,6 +457,6 @@ def test_run_killed_during_a_save_resumes_from_the_last_complete_checkpoint(tmp_
     weights = run_dir / "checkpoint-6" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     assert "model.safetensors is truncated" in checkpoint_problem(weights.parent)
-    assert resumed._complete_checkpoint(True) == str(run_dir / "checkpoint-4")
+    assert resolve_resume_checkpoint(True, run_dir) == str(run_dir / "checkpoint-4")
     with pytest.raises(ValueError, match=r"checkpoint-6 is incomplete: model\.safetensors is truncated"):
-        resumed._complete_checkpoint(str(weights.parent))
+        resolve_resume_checkpoint(str(weights.parent), run_dir)

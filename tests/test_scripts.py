@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_CLIP_TEXT, TINY_SWIN, tiny_config, tiny_processor
+from conftest import REPO_ROOT, tiny_config
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image as ImageFeature, Value
 from PIL import Image
 

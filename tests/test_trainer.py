@@ -12,8 +12,8 @@ from PIL import ImageDraw
 from transformers import TrainingArguments
 
 from modeling_unicl import UniCLConfig, UniCLImageProcessor, UniCLModel, UniCLProcessor
-from modeling_unicl.data.dataset import UniCLCollator, build_training_dataset
-from modeling_unicl.training.trainer import UniCLTrainer
+from modeling_unicl.data import UniCLCollator, build_training_dataset
+from modeling_unicl.training import UniCLTrainer
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30), "yellow": (230, 220, 20)}
 NAMES = [f"{color} {shape}" for color in COLORS for shape in ("square", "circle")]
