@@ -51,6 +51,25 @@ def apply_keep_freed_memory(args) -> bool:
     return keep_freed_memory()
 
 
+def add_threads_flag(parser) -> None:
+    """`--threads N`: torch's intra-op threads for a script that trains or evaluates (default: torch's own choice)."""
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch intra-op threads (torch.set_num_threads); default: torch's choice, one per core",
+    )
+
+
+def apply_threads(threads: int | None) -> None:
+    """Called once the arguments are checked: `torch.set_num_threads(threads)` unless it is None."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UsageError(f"--threads: expected a positive number of threads, got {threads}.")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def load_dataset_argument(spec: str, split: str, argument: str):
     """A dataset named on the command line: a folder written by `Dataset.save_to_disk`, an `imagefolder` directory,
     or a `datasets` Hub name (optionally `name:config`)."""
