@@ -5,6 +5,7 @@ BertModel, RobertaModel); this file only adds UniCL's pooling rule per tower fam
 the clamped temperature and the unified contrastive loss.
 """
 
+import difflib
 import hashlib
 import json
 import math
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import is_offline_mode, try_to_load_from_cache
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
@@ -33,6 +35,10 @@ _AUTO_MAP = {
     "AutoModelForZeroShotImageClassification": "modeling_unicl.UniCLModel",
     "AutoModelForImageClassification": "modeling_unicl.UniCLForImageClassification",
 }
+
+# Config fields that transformers itself may add to a saved config.json: `save_pretrained` writes `auto_map`, the
+# Trainer sets `use_cache` from its arguments, quantization integrations write `quantization_config`.
+_WRITTEN_BY_TRANSFORMERS = {"auto_map", "use_cache", "quantization_config"}
 
 # Towers whose transformers pooler adds a dense+tanh layer that UniCL does not use: built without it.
 _NO_POOLING_LAYER = ("vit", "bert", "roberta", "xlm-roberta")
@@ -180,10 +186,46 @@ class TextEmbeddingCache:
         self._entries.clear()
 
 
+def did_you_mean(name: str) -> str:
+    """" (did you mean 'unicl-animals'?)" when a saved model folder beside `name` has a similar name, else ""."""
+    parent, base = os.path.split(os.path.expanduser(name.rstrip("/\\")))
+    try:
+        folders = [f for f in os.listdir(parent or ".") if os.path.isfile(os.path.join(parent or ".", f, "config.json"))]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(base, folders, n=1, cutoff=0.6)
+    return f" (did you mean {os.path.join(os.path.dirname(name.rstrip('/')), close[0])!r}?)" if close else ""
+
+
+def missing_folder_problem(name: str) -> str | None:
+    """Why `name`, which is not a folder here, cannot load, when that is certain without asking the network: it can
+    only be a local path (starts with '.', '/' or '~', or has more than one '/'), or offline mode is on and the Hub
+    cache does not hold it. None when it may still be a Hub id."""
+    if name.startswith((".", "/", "~", os.sep)) or name.count("/") > 1:
+        return f"no folder {name!r} here{did_you_mean(name)}"
+    if is_offline_mode():
+        try:
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # noqa: BLE001 - not a valid Hub id either
+            cached = None
+        if not isinstance(cached, str):
+            return (
+                f"no folder {name!r} here{did_you_mean(name)}; as a Hub id it cannot be fetched: offline mode is on "
+                "(HF_HUB_OFFLINE) and the Hub cache does not hold it"
+            )
+    return None
+
+
 def _checked_local_folder(name_or_path, kwargs) -> Path | None:
     """The local folder `from_pretrained` reads (None for a Hub id), after checking its config.json: present, JSON,
-    model_type "unicl", valid field types (unknown fields are only warned about). Errors name the file."""
-    if not isinstance(name_or_path, (str, os.PathLike)) or not os.path.isdir(name_or_path):
+    model_type "unicl", valid field types (unknown fields are only warned about). Errors name the file. A name that
+    is no folder here and cannot be a reachable Hub id fails at once (no retries against the Hub)."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        return None
+    if not os.path.isdir(name_or_path):
+        problem = None if os.path.exists(name_or_path) else missing_folder_problem(os.fspath(name_or_path))
+        if problem:
+            raise OSError(problem[0].upper() + problem[1:] + ".")
         return None
     folder = Path(name_or_path, kwargs.get("subfolder") or "")
     config_file = folder / "config.json"
@@ -198,7 +240,7 @@ def _checked_local_folder(name_or_path, kwargs) -> Path | None:
     model_type = data.get("model_type") if isinstance(data, dict) else type(data).__name__
     if model_type != "unicl":
         raise ValueError(f"{config_file} describes a {model_type!r} model, not a UniCL model (model_type 'unicl').")
-    unknown = sorted(set(data) - set(UniCLConfig().to_dict()) - {"auto_map"})
+    unknown = sorted(set(data) - set(UniCLConfig().to_dict()) - _WRITTEN_BY_TRANSFORMERS)
     if unknown:
         hf_logging.get_logger(__name__).warning(f"{config_file}: unknown fields {unknown} are kept but not used.")
     try:

@@ -15,15 +15,26 @@ Every `TrainingArguments` option is accepted. Datasets are a `save_to_disk` fold
 the embedded default and any flags given override its settings (`python scripts/train.py --num_train_epochs 2`).
 """
 
+
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cli_utils import UsageError, check_unicl_folder, exit_on_usage_error, load_dataset_argument, markdown_table
+from cli_utils import (
+    UsageError,
+    apply_threads,
+    check_unicl_folder,
+    exit_on_usage_error,
+    load_dataset_argument,
+    markdown_table,
+)
+from transformers import TrainingArguments as _TrainingArguments
 
 from modeling_unicl.presets import MODEL_PRESETS
 
@@ -31,8 +42,33 @@ logger = logging.getLogger("unicl.train")
 
 EMBEDDED_OUTPUT_DIR = "unicl-animals"
 
+HELP_INTRO = """Train UniCL on image-label and image-text data, then report zero-shot accuracy.
+
+With no dataset arguments it runs the embedded default: a small 48 px UniCL trained on animal silhouettes that ship
+with the package (~3 min on 2 CPU cores), saved to unicl-animals/. It is a demonstration of the method, not a model
+for real photos: for that, convert a released checkpoint (README, "Released checkpoints").
+
+The flags a user changes first:
+  --image_label_datasets D [D ...]   labelled images (save_to_disk folder, imagefolder, Hub name)
+  --image_text_datasets D [D ...]    image-caption pairs
+  --config_name NAME | --model_name_or_path PATH   a preset (animals-small, swin-tiny, swin-base) or a saved model
+  --output_dir DIR   --overwrite_output_dir   --num_train_epochs N   --per_device_train_batch_size N
+  --learning_rate LR   --threads N   --resume_from_checkpoint [PATH | True]
+
+Every option follows, the transformers TrainingArguments last."""
+DEFAULT_THREADS = 2  # measured best on 2-core machines (README, "Threads")
+
+
+class TrainingArguments(_TrainingArguments):
+    """transformers' TrainingArguments, listed last in --help under their own heading."""
+
+    _argument_group_name = "transformers TrainingArguments (every one is accepted)"
+
+
 @dataclass
 class ModelArguments:
+    _argument_group_name = "model"
+
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved UniCL folder or Hub id to start from (fine-tuning / continued training)."}
     )
@@ -43,14 +79,24 @@ class ModelArguments:
     image_size: int | None = field(default=None, metadata={"help": "Training crop size (default: the model's)."})
     keep_freed_memory: bool = field(
         default=True,
-        metadata={"help": "Let glibc's malloc reuse freed activation memory instead of returning it to the OS "
-                          "(about 20%% faster CPU steps, about 12%% more peak RSS; see modeling_unicl.utils.runtime). Not "
-                          "applied with --gradient_checkpointing: the kept heap would take back much of its saving."},
+        metadata={"help": "On by default: glibc's malloc keeps freed activation memory for the next step instead of "
+                          "returning it to the OS (about 20%% faster CPU steps, about 12%% more peak RSS; see "
+                          "modeling_unicl.utils.runtime); --no_keep_freed_memory turns it off. Never applied with "
+                          "--gradient_checkpointing: the kept heap would take back much of its saving."},
+    )
+    threads: int = field(
+        default=DEFAULT_THREADS,
+        metadata={"help": f"torch intra-op threads (default {DEFAULT_THREADS}, measured best on 2 cores; README)."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace an --output_dir that already holds a trained model."}
     )
 
 
 @dataclass
 class DataArguments:
+    _argument_group_name = "data"
+
     image_label_datasets: list[str] = field(
         default_factory=list, metadata={"help": "Image-label datasets (save_to_disk folder, imagefolder, Hub name)."}
     )
@@ -102,9 +148,15 @@ def embedded_default_argv() -> list[str]:
 
 
 def build_parser():
-    from transformers import HfArgumentParser, TrainingArguments
+    from transformers import HfArgumentParser
 
-    return HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    return HfArgumentParser(
+        (ModelArguments, DataArguments, TrainingArguments),
+        prog="python scripts/train.py",
+        usage="%(prog)s [--image_label_datasets D ...] [--image_text_datasets D ...] [--output_dir DIR] [flags]",
+        description=HELP_INTRO,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def parse_arguments(argv: list[str]):
@@ -120,6 +172,98 @@ def parse_arguments(argv: list[str]):
             del preset[at : at + 2]
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=preset + argv)
     return model_args, data_args, training_args, embedded
+
+
+def check_training_arguments(training_args) -> None:
+    """Numbers that would train nothing, or train on nonsense, stop here: before any folder exists."""
+    args = training_args
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise UsageError(f"--max_steps: expected a positive number of steps (or -1: train --num_train_epochs), got {args.max_steps}.")
+    if args.max_steps == -1 and not args.num_train_epochs > 0:
+        raise UsageError(f"--num_train_epochs: expected a positive number of passes, got {args.num_train_epochs}.")
+    for flag, value, low in (
+        ("--per_device_train_batch_size", args.per_device_train_batch_size, 1),
+        ("--gradient_accumulation_steps", args.gradient_accumulation_steps, 1),
+        ("--warmup_steps", args.warmup_steps, 0),
+    ):
+        if value < low:
+            raise UsageError(f"{flag}: expected at least {low}, got {value}.")
+    if not args.learning_rate > 0:
+        raise UsageError(f"--learning_rate: expected a positive learning rate, got {args.learning_rate}.")
+    if args.weight_decay < 0:
+        raise UsageError(f"--weight_decay: expected >= 0, got {args.weight_decay}.")
+
+
+def resolve_resume(training_args) -> str | bool | None:
+    """`--resume_from_checkpoint`: a checkpoint folder, or True / "True" for the last complete one in --output_dir
+    (as the Trainer documents); checked before anything is written."""
+    from modeling_unicl.training.checkpoints import last_complete_checkpoint
+
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() in ("false", "none", ""):
+        return None
+    output_dir = Path(training_args.output_dir)
+    if value is True or str(value).lower() == "true":
+        if last_complete_checkpoint(output_dir) is None:
+            raise UsageError(f"--resume_from_checkpoint True: --output_dir {output_dir} holds no complete checkpoint.")
+        return True
+    if not Path(value).is_dir():
+        raise UsageError(f"--resume_from_checkpoint: no checkpoint folder {value!r} here.")
+    return str(value)
+
+
+def check_output_dir(output_dir: str, overwrite: bool, resume) -> None:
+    """A folder that already holds a trained model is replaced only when asked (a rerun must not overwrite it)."""
+    folder = Path(output_dir)
+    if resume is None and not overwrite and (folder / "config.json").is_file():
+        raise UsageError(
+            f"--output_dir {output_dir} already holds a trained model: pass --overwrite_output_dir to replace it, "
+            "or choose another --output_dir."
+        )
+
+
+def interrupted_message(argv: list[str], output_dir: str) -> str:
+    """What to do after Ctrl-C: the last complete checkpoint and the command that resumes from it."""
+    from modeling_unicl.training.checkpoints import last_complete_checkpoint
+
+    checkpoint = last_complete_checkpoint(Path(output_dir))
+    if checkpoint is None:
+        return (
+            f"interrupted: no complete checkpoint in {output_dir} to resume from (checkpoints need --save_strategy "
+            "steps or epoch); rerun the same command to start over."
+        )
+    kept = []
+    skip = False
+    for arg in argv:  # drop a --resume_from_checkpoint given before, keep everything else as typed
+        if skip:
+            skip = False
+        elif arg == "--resume_from_checkpoint":
+            skip = True
+        elif not arg.startswith("--resume_from_checkpoint="):
+            kept.append(arg)
+    command = shlex.join(["python", sys.argv[0], *kept, "--resume_from_checkpoint", str(checkpoint)])
+    return f"interrupted: the last complete checkpoint is {checkpoint}; resume with:\n  {command}"
+
+
+EMBEDDED_MODEL_CARD = """---
+library_name: transformers
+tags: [unicl, zero-shot-image-classification, demo]
+---
+# unicl-animals: the embedded default of `scripts/train.py`
+
+A small UniCL (48 px Swin, 2-layer 128-wide CLIP text tower) trained for a few minutes on 28x28 animal silhouettes
+(the `animal-mnist` package: bear, bird, cat, cow, dog, elephant, giraffe, horse, sheep, zebra). It shows the method
+at work: giraffe, sheep and zebra were never labels, only words in captions, and are still recognised by name.
+
+**It is not a model for real photos.** On a photo it answers one of its animals with high confidence, whatever the
+photo shows. For real images, convert a released UniCL checkpoint (Swin-T/Swin-B trained on ImageNet, YFCC, GCC):
+
+    python scripts/convert_unicl_original_to_hf.py --checkpoint in1k_yfcc14m.pth --config swin-tiny \\
+        --output_dir unicl-swin-tiny-in1k-yfcc14m
+    python scripts/zero_shot_eval.py unicl-swin-tiny-in1k-yfcc14m --dataset YOUR_DATASET
+
+Zero-shot accuracy on the silhouettes' test split is in `zero_shot_results.json` beside this card.
+"""
 
 
 def load_model(model_args: ModelArguments):
@@ -160,6 +304,10 @@ def zero_shot_table(model, processor, splits: dict, data_args: DataArguments) ->
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args, embedded = parse_arguments(argv)
+    check_training_arguments(training_args)
+    resume = resolve_resume(training_args)
+    check_output_dir(training_args.output_dir, model_args.overwrite_output_dir, resume)
+    apply_threads(model_args.threads)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if model_args.keep_freed_memory and not training_args.gradient_checkpointing:
         from modeling_unicl.utils.runtime import keep_freed_memory
@@ -214,8 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         zero_shot_eval_dataset=zero_shot_eval,
         zero_shot_image_column=data_args.image_column, zero_shot_label_column=data_args.label_column,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        if trainer.is_world_process_zero():
+            print(interrupted_message(argv, training_args.output_dir), file=sys.stderr)
+        return 130
     trainer.save_model()
+    if embedded and trainer.is_world_process_zero():
+        (Path(training_args.output_dir) / "README.md").write_text(EMBEDDED_MODEL_CARD)
 
     if trainer.is_world_process_zero() and eval_splits:
         table, results = zero_shot_table(trainer.model, processor, eval_splits, data_args)
@@ -225,6 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         print(f"\nSaved model and processor to {output_dir.resolve()}")
         print("Load it with UniCLModel.from_pretrained(...) or pipeline('zero-shot-image-classification', ...).")
+        if embedded:
+            print(
+                "This is a 48 px model of animal silhouettes, a demonstration of the method: it will not recognise "
+                "real photos.\nFor real images convert a released checkpoint: python scripts/convert_unicl_original_to_hf.py "
+                "--checkpoint in1k_yfcc14m.pth --config swin-tiny --output_dir unicl-swin-tiny (README, "
+                "\"Released checkpoints\")."
+            )
     return 0
 
 

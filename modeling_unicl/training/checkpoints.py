@@ -23,7 +23,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["checkpoint_problem", "load_saved_weights", "resolve_resume_checkpoint"]
+__all__ = ["checkpoint_problem", "last_complete_checkpoint", "load_saved_weights", "resolve_resume_checkpoint"]
 
 
 def checkpoint_problem(folder: str | os.PathLike) -> str | None:
@@ -46,23 +46,36 @@ def checkpoint_problem(folder: str | os.PathLike) -> str | None:
     return None
 
 
+def _checkpoint_folders(output_dir: str | os.PathLike) -> list[Path]:
+    """The `checkpoint-N` folders of `output_dir`, oldest step first."""
+    output_dir = Path(output_dir)
+    found = sorted(
+        (int(match.group(1)), path)
+        for path in (output_dir.iterdir() if output_dir.is_dir() else ())
+        if path.is_dir() and (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name))
+    )
+    return [path for _, path in found]
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The newest complete checkpoint in `output_dir` (incomplete ones are passed over with a warning), or None."""
+    for path in reversed(_checkpoint_folders(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        logger.warning(f"Checkpoint {path} is incomplete ({problem}): an interrupted save? Skipping it.")
+    return None
+
+
 def resolve_resume_checkpoint(resume_from_checkpoint, output_dir: str | os.PathLike):
     """`resume_from_checkpoint` as `Trainer.train` should get it: True becomes the last *complete* checkpoint in
     `output_dir` (incomplete ones are passed over with a warning; a ValueError when all are incomplete); an explicit
     incomplete checkpoint folder is a ValueError saying what is missing. Anything else is returned as it is."""
     if isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint:
-        output_dir = Path(output_dir)
-        found = sorted(
-            (int(match.group(1)), path)
-            for path in (output_dir.iterdir() if output_dir.is_dir() else ())
-            if path.is_dir() and (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name))
-        )
-        for _, path in reversed(found):
-            problem = checkpoint_problem(path)
-            if problem is None:
-                return str(path)
-            logger.warning(f"Checkpoint {path} is incomplete ({problem}): an interrupted save? Skipping it.")
-        if found:
+        last = last_complete_checkpoint(output_dir)
+        if last is not None:
+            return last
+        if _checkpoint_folders(output_dir):
             raise ValueError(f"No complete checkpoint in {output_dir}: every checkpoint-* folder is incomplete.")
         return resume_from_checkpoint  # none at all: the Trainer's own error
     if isinstance(resume_from_checkpoint, (str, os.PathLike)) and Path(resume_from_checkpoint).is_dir():

@@ -29,11 +29,18 @@ def looks_like_local_path(name: str) -> bool:
 
 
 def check_unicl_folder(name_or_path: str) -> None:
-    """Fails early when a local folder is not a saved UniCL model; Hub ids are left to `from_pretrained`."""
+    """Fails early when a local folder is not a saved UniCL model, or when a name that is no folder here cannot be a
+    Hub id that loads: a path that does not exist, offline mode without a cached copy, or a Hub that cannot be
+    reached within a few seconds (instead of transformers' retries). Hub ids are otherwise left to `from_pretrained`."""
+    from ..modeling_unicl import missing_folder_problem
+
     path = Path(name_or_path).expanduser()
     if not path.exists():
-        if looks_like_local_path(name_or_path):
-            raise OSError(f"model folder {name_or_path!r} does not exist.")
+        problem = missing_folder_problem(name_or_path)
+        if problem is None:
+            problem = _unreachable_hub_problem(name_or_path)
+        if problem is not None:
+            raise OSError(problem + ".")
         return
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -44,6 +51,29 @@ def check_unicl_folder(name_or_path: str) -> None:
         raise ValueError(f"{config_file} is not valid JSON ({error}).") from error
     if model_type != "unicl":
         raise ValueError(f"{name_or_path!r} is a {model_type!r} model, not a UniCL model.")
+
+
+def _unreachable_hub_problem(name: str, timeout: float = 3.0) -> str | None:
+    """Why the Hub id `name` cannot load, when the Hub's host does not answer within `timeout` seconds and the Hub
+    cache has no copy; None when it answers (or the copy is cached)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    from ..modeling_unicl import did_you_mean
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return None
+    except Exception:  # noqa: BLE001 - not a valid Hub id: from_pretrained will say so
+        return None
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    except OSError as error:
+        return f"no folder {name!r} here{did_you_mean(name)}; as a Hub id it could not be reached ({endpoint.hostname}: {error})"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------- datasets

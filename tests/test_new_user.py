@@ -1,0 +1,134 @@
+"""What a new user runs into first (issue 18): mistyped numbers and names fail at once with one line naming the
+flag and leave nothing behind, a rerun never replaces a trained model silently, Ctrl-C says how to resume."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO_ROOT, tiny_config
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+
+import train  # noqa: E402
+
+from modeling_unicl import UniCLModel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_config_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "tiny_config.json"
+    tiny_config().to_json_file(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num_train_epochs", "-1"], "--num_train_epochs: expected a positive number of passes, got -1"),
+        (["--max_steps", "0"], "--max_steps: expected a positive number of steps"),
+        (["--learning_rate", "-1"], "--learning_rate: expected a positive learning rate, got -1"),
+        (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size: expected at least 1, got 0"),
+        (["--resume_from_checkpoint", "True"], "holds no complete checkpoint"),
+        (["--resume_from_checkpoint", "./no-such-checkpoint"], "no checkpoint folder './no-such-checkpoint' here"),
+        (["--threads", "0"], "--threads: expected a positive number of threads"),
+    ],
+)
+def test_bad_numbers_exit_2_with_one_line_and_leave_no_folder(flags, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert train.main(["--output_dir", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_rerun_does_not_replace_a_trained_model(tmp_path, capsys):
+    out = tmp_path / "out"
+    UniCLModel(tiny_config()).save_pretrained(out)
+    before = (out / "model.safetensors").read_bytes()
+    assert train.main(["--output_dir", str(out), "--max_steps", "1"]) == 2
+    assert "--overwrite_output_dir" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_a_mistyped_local_model_name_fails_at_once_with_a_suggestion(tmp_path, capsys, monkeypatch):
+    UniCLModel(tiny_config()).save_pretrained(tmp_path / "unicl-animals")
+    monkeypatch.chdir(tmp_path)
+    for name in ("unicl-animal", "./unicl-animal"):
+        start = time.monotonic()
+        assert train.main(["--model_name_or_path", name, "--output_dir", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert f"no folder {name!r} here (did you mean" in err and "unicl-animals" in err, err
+        assert time.monotonic() - start < 15  # a probe of a few seconds at most, no retries against the Hub
+    with pytest.raises(OSError, match=r"No folder './nope' here"):
+        UniCLModel.from_pretrained("./nope")
+
+
+def test_offline_mode_names_the_missing_folder_instead_of_retrying(tmp_path):
+    code = (
+        "import os\n"
+        "from modeling_unicl import UniCLModel\n"
+        "try:\n"
+        "    UniCLModel.from_pretrained('unicl-animal')\n"
+        "except OSError as error:\n"
+        "    print(error)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    (tmp_path / "unicl-animals").mkdir()
+    (tmp_path / "unicl-animals" / "config.json").write_text("{}")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert "No folder 'unicl-animal' here (did you mean 'unicl-animals'?)" in result.stdout, result.stderr
+    assert "offline mode is on" in result.stdout
+
+
+def test_fields_that_transformers_writes_are_not_unknown(tmp_path, caplog):
+    folder = tmp_path / "saved"
+    UniCLModel(tiny_config()).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["use_cache"] = False  # what the Trainer writes from TrainingArguments.use_cache
+    (folder / "config.json").write_text(json.dumps(config))
+    with caplog.at_level(logging.WARNING):
+        UniCLModel.from_pretrained(folder)
+    assert "unknown fields" not in caplog.text
+
+
+def test_help_starts_with_what_the_script_does(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    intro = text.split("options:")[0]
+    assert "embedded default" in intro and "not a model" in intro and "--image_label_datasets" in intro
+    # TrainingArguments come after the script's own flags
+    assert text.index("--label_fraction") < text.index("--per_device_eval_batch_size")
+
+
+def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tiny_config_file, tmp_path):
+    out = tmp_path / "out"
+    command = [
+        sys.executable, str(REPO_ROOT / "scripts" / "train.py"), "--config_name", str(tiny_config_file),
+        "--output_dir", str(out), "--max_steps", "100000", "--save_strategy", "steps", "--save_steps", "2",
+        "--per_device_train_batch_size", "8", "--report_to", "none", "--use_cpu", "--logging_steps", "1",
+        "--threads", "1",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "checkpoint-2" / "trainer_state.json").is_file():
+            assert process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    lines = [line for line in err.splitlines() if line.startswith(("interrupted", "  python"))]
+    assert lines[0].startswith("interrupted: the last complete checkpoint is ") and "checkpoint-" in lines[0]
+    assert "--resume_from_checkpoint" in lines[1] and "--max_steps 100000" in lines[1]
+    assert "Traceback" not in err
