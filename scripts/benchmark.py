@@ -21,7 +21,7 @@
 3. FLOPs of one training step (`FlopCounterMode`) / step time, as a fraction of a large fp32 `torch.matmul`'s rate
    (measured before, between and after the rest; the highest counts).
 4. Peak RSS of two training steps (the first allocates AdamW's state) without vs with
-   `gradient_checkpointing_enable()`, each in a fresh subprocess with glibc's default malloc, and once more without
+   `activation_checkpointing_enable()`, each in a fresh subprocess with glibc's default malloc, and once more without
    checkpointing under `keep_freed_memory()` (what the speed setting costs in memory).
 
 Everything else runs with `modeling_unicl.utils.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as

@@ -287,7 +287,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     model(**batch).loss.backward()
     reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     for tower in (model.vision_model, model.text_model):
         layers = [m for m in tower.modules() if isinstance(m, GradientCheckpointingLayer)]
         assert layers and all(layer.gradient_checkpointing for layer in layers)

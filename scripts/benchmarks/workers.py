@@ -9,7 +9,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -63,9 +62,7 @@ def rss_worker(spec: dict) -> dict:
     kept = _maybe_keep_freed_memory(spec)
     model, config = _model(spec)
     if spec["checkpointing"]:
-        with warnings.catch_warnings():  # transformers 5 renames it activation_checkpointing_enable (same thing)
-            warnings.simplefilter("ignore", FutureWarning)
-            model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     batch = train_batches(UniCLProcessor(), config, spec["batch"])[spec["padding"]]
     optimizer = adamw(model)
     gc.collect()
