@@ -5,6 +5,7 @@ code 2 and one line naming the argument (`UsageError`)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -25,12 +26,19 @@ def exit_on_usage_error(main):
         try:
             return main(argv)
         except (UsageError, ValueError, OSError) as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {as_flags(str(error))}", file=sys.stderr)
             return 2
 
     wrapped.__name__ = main.__name__
     wrapped.__doc__ = main.__doc__
     return wrapped
+
+
+def as_flags(message: str) -> str:
+    """A library message as a script prints it: the hints "pass label_column=<name>" and "pass class_names=[...]"
+    name the scripts' flags of the same names ("pass --label_column NAME", "pass --class_names ...")."""
+    message = re.sub(r"\b([Pp]ass) ([a-z][a-z_]*)=<(\w+)>", lambda m: f"{m[1]} --{m[2]} {m[3].upper()}", message)
+    return re.sub(r"\b([Pp]ass) ([a-z][a-z_]*)=\[\.\.\.\]", r"\1 --\2 ...", message)
 
 
 def add_keep_freed_memory_flag(parser) -> None:

@@ -132,3 +132,18 @@ def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tiny_config_
     assert lines[0].startswith("interrupted: the last complete checkpoint is ") and "checkpoint-" in lines[0]
     assert "--resume_from_checkpoint" in lines[1] and "--max_steps 100000" in lines[1]
     assert "Traceback" not in err
+
+
+def test_scripts_name_flags_where_the_library_names_keywords(tmp_path, capsys):
+    from datasets import Dataset, Features, Image as ImageFeature, Value
+    from PIL import Image
+
+    rows = {"image": [Image.new("RGB", (8, 8))] * 2, "label": [0, 1]}
+    Dataset.from_dict(rows, features=Features({"image": ImageFeature(), "label": Value("int64")})).save_to_disk(
+        tmp_path / "ints"
+    )
+    out = tmp_path / "out"
+    code = train.main(["--image_label_datasets", str(tmp_path / "ints"), "--output_dir", str(out), "--max_steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pass --class_names ..." in err and "class_names=[...]" not in err
+    assert not out.exists()
