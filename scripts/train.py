@@ -54,6 +54,7 @@ The flags a user changes first:
   --config_name NAME | --model_name_or_path PATH   a preset (animals-small, swin-tiny, swin-base) or a saved model
   --output_dir DIR   --overwrite_output_dir   --num_train_epochs N   --per_device_train_batch_size N
   --learning_rate LR   --threads N   --resume_from_checkpoint [PATH | True]
+  --task image_classification --model_name_or_path PATH   fine-tune a trained model as a classifier
 
 Every option follows, the transformers TrainingArguments last."""
 DEFAULT_THREADS = 2  # measured best on 2-core machines (README, "Threads")
@@ -90,6 +91,13 @@ class ModelArguments:
     )
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace an --output_dir that already holds a trained model."}
+    )
+    task: str = field(
+        default="contrastive",
+        metadata={"help": "contrastive: UniCL's loss on image-label + image-text data (UniCLModel). "
+                          "image_classification: fine-tune --model_name_or_path as a classifier of one image-label "
+                          "dataset's classes (UniCLForImageClassification, head initialised from the class names, "
+                          "cross-entropy, the plain Trainer)."},
     )
 
 
@@ -194,6 +202,16 @@ def check_training_arguments(training_args) -> None:
         raise UsageError(f"--weight_decay: expected >= 0, got {args.weight_decay}.")
 
 
+def check_task(model_args: ModelArguments, data_args: DataArguments, embedded: bool) -> None:
+    if model_args.task not in ("contrastive", "image_classification"):
+        raise UsageError(f"--task: expected contrastive or image_classification, got {model_args.task!r}.")
+    if model_args.task == "image_classification":
+        if not model_args.model_name_or_path:
+            raise UsageError("--task image_classification fine-tunes a trained model: give --model_name_or_path.")
+        if data_args.image_text_datasets or len(data_args.image_label_datasets) > 1:
+            raise UsageError("--task image_classification takes one --image_label_datasets and no --image_text_datasets.")
+
+
 def resolve_resume(training_args) -> str | bool | None:
     """`--resume_from_checkpoint`: a checkpoint folder, or True / "True" for the last complete one in --output_dir
     (as the Trainer documents); checked before anything is written."""
@@ -287,6 +305,40 @@ def load_model(model_args: ModelArguments):
     return UniCLModel(config), processor_for_config(config)
 
 
+def train_classifier(model, processor, train_set, eval_set, training_args, data_args, resume, argv) -> int:
+    """--task image_classification: the plain Trainer on UniCLForImageClassification, then top-1 on `eval_set`."""
+    from transformers import DefaultDataCollator, Trainer
+
+    from modeling_unicl.training import ImageClassificationTransform, accuracy_metric, classifier_from_unicl_model
+    from modeling_unicl.utils.checks import resolve_class_names
+
+    names = resolve_class_names(train_set, data_args.label_column, data_args.class_names)
+    classifier = classifier_from_unicl_model(model, processor, names)
+    transform = ImageClassificationTransform(processor, data_args.image_column, data_args.label_column)
+    training_args.remove_unused_columns = False  # the transform reads the image column, which the model does not take
+    trainer = Trainer(
+        model=classifier, args=training_args, train_dataset=train_set.with_transform(transform),
+        eval_dataset=None if eval_set is None else eval_set.with_transform(transform),
+        processing_class=processor, data_collator=DefaultDataCollator(), compute_metrics=accuracy_metric,
+    )
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        if trainer.is_world_process_zero():
+            print(interrupted_message(argv, training_args.output_dir), file=sys.stderr)
+        return 130
+    trainer.save_model()
+    if eval_set is not None:
+        metrics = trainer.evaluate()
+        if trainer.is_world_process_zero():
+            print(f"\nClassifier top-1 on the eval set ({len(eval_set)} images, {len(names)} classes): "
+                  f"{metrics['eval_top1']:.4f}")
+    if trainer.is_world_process_zero():
+        print(f"Saved the classifier and processor to {Path(training_args.output_dir).resolve()}: "
+              "pipeline('image-classification', model=...) loads it.")
+    return 0
+
+
 def zero_shot_table(model, processor, splits: dict, data_args: DataArguments) -> tuple[str, dict]:
     from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
@@ -305,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args, embedded = parse_arguments(argv)
     check_training_arguments(training_args)
+    check_task(model_args, data_args, embedded)
     resume = resolve_resume(training_args)
     check_output_dir(training_args.output_dir, model_args.overwrite_output_dir, resume)
     apply_threads(model_args.threads)
@@ -348,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     if data_args.max_train_samples:
         label_sets = [d.select(range(min(len(d), data_args.max_train_samples))) for d in label_sets]
         caption_sets = [d.select(range(min(len(d), data_args.max_train_samples))) for d in caption_sets]
+
+    if model_args.task == "image_classification":
+        eval_set = data.eval_seen if embedded else zero_shot_eval
+        return train_classifier(model, processor, label_sets[0], eval_set, training_args, data_args, resume, argv)
 
     train_dataset = build_training_dataset(
         processor, label_sets, caption_sets,

@@ -147,3 +147,31 @@ def test_scripts_name_flags_where_the_library_names_keywords(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "pass --class_names ..." in err and "class_names=[...]" not in err
     assert not out.exists()
+
+
+def test_train_fine_tunes_a_classifier_from_the_command_line(tmp_path, capsys):
+    from datasets import ClassLabel, Dataset, Features, Image as ImageFeature
+    from PIL import Image
+    from transformers import pipeline
+
+    from conftest import tiny_processor
+
+    model_dir, out = tmp_path / "unicl", tmp_path / "classifier"
+    UniCLModel(tiny_config()).save_pretrained(model_dir)
+    tiny_processor().save_pretrained(model_dir)
+    colors = [(220, 30, 30), (30, 30, 220)]
+    rows = {"image": [Image.new("RGB", (40, 40), colors[i % 2]) for i in range(16)], "label": [i % 2 for i in range(16)]}
+    features = Features({"image": ImageFeature(), "label": ClassLabel(names=["red", "blue"])})
+    Dataset.from_dict(rows, features=features).save_to_disk(tmp_path / "ds")
+    code = train.main([
+        "--task", "image_classification", "--model_name_or_path", str(model_dir),
+        "--image_label_datasets", str(tmp_path / "ds"), "--zero_shot_eval_dataset", str(tmp_path / "ds"),
+        "--zero_shot_eval_split", "train", "--output_dir", str(out), "--max_steps", "2",
+        "--per_device_train_batch_size", "4", "--report_to", "none", "--use_cpu",
+    ])
+    assert code == 0
+    assert "Classifier top-1 on the eval set (16 images, 2 classes)" in capsys.readouterr().out
+    classify = pipeline("image-classification", model=str(out))
+    assert {r["label"] for r in classify(Image.new("RGB", (40, 40), colors[0]))} == {"red", "blue"}
+    assert train.main(["--task", "image_classification", "--output_dir", str(tmp_path / "x")]) == 2
+    assert "--model_name_or_path" in capsys.readouterr().err

@@ -19,3 +19,26 @@ def test_the_quickstart_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"tensor\(\[\[0\.\d+, 0\.\d+\]\]", result.stdout)
     assert "'label': 'cat'" in result.stdout and "'label': 'bird'" in result.stdout
+
+
+def test_the_fine_tuning_recipes_run_as_written(tmp_path):
+    """Both Fine-tuning blocks, one after the other, in a folder holding a tiny `unicl-animals`; the only change is
+    the length of training (2 steps instead of an epoch)."""
+    section = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("### Fine-tuning", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section.split("## Evaluation")[0], re.S)
+    assert len(blocks) == 2
+    setup = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT / 'tests')!r})\n"
+        "from conftest import tiny_config, tiny_processor\n"
+        "from modeling_unicl import UniCLModel\n"
+        "UniCLModel(tiny_config()).save_pretrained('unicl-animals')\n"
+        "tiny_processor().save_pretrained('unicl-animals')\n"
+    )
+    code = setup + "\n".join(blocks).replace("num_train_epochs=1", "max_steps=2")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "finetuned" / "model.safetensors").is_file()
+    assert (tmp_path / "classifier" / "processor_config.json").is_file()
+    assert "'label': " in result.stdout
