@@ -263,6 +263,17 @@ def interrupted_message(argv: list[str], output_dir: str) -> str:
     return f"interrupted: the last complete checkpoint is {checkpoint}; resume with:\n  {command}"
 
 
+def train_or_explain_interruption(trainer, resume, argv: list[str]) -> bool:
+    """`trainer.train()`; on Ctrl-C (False) one line says where the last complete checkpoint is and how to resume."""
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        if trainer.is_world_process_zero():
+            print(interrupted_message(argv, trainer.args.output_dir), file=sys.stderr)
+        return False
+    return True
+
+
 EMBEDDED_MODEL_CARD = """---
 library_name: transformers
 tags: [unicl, zero-shot-image-classification, demo]
@@ -321,11 +332,7 @@ def train_classifier(model, processor, train_set, eval_set, training_args, data_
         eval_dataset=None if eval_set is None else eval_set.with_transform(transform),
         processing_class=processor, data_collator=DefaultDataCollator(), compute_metrics=accuracy_metric,
     )
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-    except KeyboardInterrupt:
-        if trainer.is_world_process_zero():
-            print(interrupted_message(argv, training_args.output_dir), file=sys.stderr)
+    if not train_or_explain_interruption(trainer, resume, argv):
         return 130
     trainer.save_model()
     if eval_set is not None:
@@ -419,11 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         zero_shot_eval_dataset=zero_shot_eval,
         zero_shot_image_column=data_args.image_column, zero_shot_label_column=data_args.label_column,
     )
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-    except KeyboardInterrupt:
-        if trainer.is_world_process_zero():
-            print(interrupted_message(argv, training_args.output_dir), file=sys.stderr)
+    if not train_or_explain_interruption(trainer, resume, argv):
         return 130
     trainer.save_model()
     if embedded and trainer.is_world_process_zero():
