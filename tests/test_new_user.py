@@ -175,3 +175,12 @@ def test_train_fine_tunes_a_classifier_from_the_command_line(tmp_path, capsys):
     assert {r["label"] for r in classify(Image.new("RGB", (40, 40), colors[0]))} == {"red", "blue"}
     assert train.main(["--task", "image_classification", "--output_dir", str(tmp_path / "x")]) == 2
     assert "--model_name_or_path" in capsys.readouterr().err
+
+
+def test_the_embedded_default_says_what_its_model_is(tmp_path, capsys):
+    out = tmp_path / "unicl-animals"
+    assert train.main(["--output_dir", str(out), "--max_steps", "1", "--threads", "1"]) == 0
+    card = (out / "README.md").read_text()
+    assert "not a model for real photos" in card and "convert_unicl_original_to_hf.py" in card
+    printed = capsys.readouterr().out
+    assert "it will not recognise real photos" in printed and "convert_unicl_original_to_hf.py" in printed
