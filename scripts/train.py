@@ -34,7 +34,6 @@ from cli_utils import (
     load_dataset_argument,
     markdown_table,
 )
-from transformers import TrainingArguments as _TrainingArguments
 
 from modeling_unicl.presets import MODEL_PRESETS
 
@@ -56,20 +55,12 @@ The flags a user changes first:
   --learning_rate LR   --threads N   --resume_from_checkpoint [PATH | True]
   --task image_classification --model_name_or_path PATH   fine-tune a trained model as a classifier
 
-Every option follows, the transformers TrainingArguments last."""
+Every option follows: the model's, the data's, then every transformers TrainingArguments flag."""
 DEFAULT_THREADS = 2  # measured best on 2-core machines (README, "Threads")
-
-
-class TrainingArguments(_TrainingArguments):
-    """transformers' TrainingArguments, listed last in --help under their own heading."""
-
-    _argument_group_name = "transformers TrainingArguments (every one is accepted)"
 
 
 @dataclass
 class ModelArguments:
-    _argument_group_name = "model"
-
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved UniCL folder or Hub id to start from (fine-tuning / continued training)."}
     )
@@ -103,8 +94,6 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    _argument_group_name = "data"
-
     image_label_datasets: list[str] = field(
         default_factory=list, metadata={"help": "Image-label datasets (save_to_disk folder, imagefolder, Hub name)."}
     )
@@ -156,7 +145,7 @@ def embedded_default_argv() -> list[str]:
 
 
 def build_parser():
-    from transformers import HfArgumentParser
+    from transformers import HfArgumentParser, TrainingArguments
 
     return HfArgumentParser(
         (ModelArguments, DataArguments, TrainingArguments),
@@ -269,7 +258,8 @@ def train_or_explain_interruption(trainer, resume, argv: list[str]) -> bool:
         trainer.train(resume_from_checkpoint=resume)
     except KeyboardInterrupt:
         if trainer.is_world_process_zero():
-            print(interrupted_message(argv, trainer.args.output_dir), file=sys.stderr)
+            # on a line of its own: the progress bar's line has no newline yet
+            print("\n" + interrupted_message(argv, trainer.args.output_dir), file=sys.stderr)
         return False
     return True
 
