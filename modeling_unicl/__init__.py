@@ -35,6 +35,9 @@ _LAZY = {
     "build_class_embeddings": "evaluation",
     "evaluate_zero_shot": "evaluation",
     "IMAGENET_TEMPLATES": "prompts",
+    "UNICL_IMAGENET_TEMPLATES": "prompts",
+    "IMAGENET_CLASSES": "evaluation.imagenet",
+    "IMAGENET_SYNSETS": "evaluation.imagenet",
 }
 
 

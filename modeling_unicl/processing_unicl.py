@@ -15,6 +15,7 @@ from PIL import ImageOps
 from transformers import CLIPTokenizer, ProcessorMixin
 from transformers.image_utils import PILImageResampling
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from transformers.processing_utils import ImagesKwargs
 
 # OpenAI's CLIP BPE merges (MIT, see LICENSE_CLIP_BPE.txt), shipped as package data.
 BPE_VOCAB_FILE = Path(__file__).resolve().parent / "bpe_simple_vocab_16e6.txt.gz"
@@ -128,8 +129,9 @@ def _is_tensor(value) -> bool:
     return torch is not None and isinstance(value, torch.Tensor)
 
 
-def load_image(value: Any) -> PILImage.Image:
-    """One image as it comes -> a decoded PIL image, EXIF orientation applied, not yet converted to RGB.
+def load_image(value: Any, apply_exif_orientation: bool = True) -> PILImage.Image:
+    """One image as it comes -> a decoded PIL image, EXIF orientation applied (unless `apply_exif_orientation` is
+    False), not yet converted to RGB.
 
     Accepts a PIL image, a file path (str / `pathlib.Path`; http(s) URLs through transformers), raw encoded bytes,
     a `datasets` image entry `{"bytes", "path"}`, a numpy array (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4
@@ -165,7 +167,7 @@ def load_image(value: Any) -> PILImage.Image:
         )
     try:
         image.load()  # decode now, so that a truncated or corrupt file fails here, with its name
-        if image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None):
+        if apply_exif_orientation and image.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None):
             image = ImageOps.exif_transpose(image)
     except _DECODE_ERRORS as error:
         raise UnreadableImageError(f"Cannot decode the image ({where}): {error}") from error
@@ -174,7 +176,9 @@ def load_image(value: Any) -> PILImage.Image:
     return image
 
 
-def to_rgb(image: Any, background: tuple[int, int, int] = (255, 255, 255)) -> PILImage.Image:
+def to_rgb(
+    image: Any, background: tuple[int, int, int] = (255, 255, 255), exact_original: bool = False
+) -> PILImage.Image:
     """Any single image (see `load_image` for the accepted inputs) -> 8-bit RGB PIL image.
 
     * RGB: unchanged. L, 1, CMYK, YCbCr, LAB, HSV, P without transparency: PIL's conversion.
@@ -186,11 +190,19 @@ def to_rgb(image: Any, background: tuple[int, int, int] = (255, 255, 255)) -> PI
     * Arrays and tensors follow the same rules per dtype (uint8 as is, bool 0/255, uint16 /257, floats in [0, 1]
       x255); 1 channel is grey, 3 RGB, 4 RGBA (composited on `background`).
     * EXIF orientation (phone photos) is applied.
+
+    `exact_original=True` does what the original UniCL evaluation does (`Image.open(path).convert("RGB")`): no
+    EXIF rotation and PIL's own conversion for every mode, so alpha is dropped rather than composited.
     """
-    image = load_image(image)  # decoded (errors name the file), EXIF-rotated, non-empty
+    image = load_image(image, apply_exif_orientation=not exact_original)  # decoded (errors name the file), non-empty
     mode = image.mode
     if mode == "RGB":
         return image
+    if exact_original:
+        try:
+            return image.convert("RGB")
+        except _DECODE_ERRORS as error:
+            raise UnreadableImageError(f"Cannot convert an image of mode {mode!r} to RGB ({_describe(image)}): {error}") from error
     if mode.startswith("I;16") or mode in ("I", "F"):
         try:
             array = np.asarray(image)
@@ -214,54 +226,101 @@ def to_rgb(image: Any, background: tuple[int, int, int] = (255, 255, 255)) -> PI
         raise UnreadableImageError(f"Cannot convert an image of mode {mode!r} to RGB ({_describe(image)}): {error}") from error
 
 
-def to_rgb_images(images: Any) -> Any:
+def to_rgb_images(images: Any, exact_original: bool = False) -> Any:
     """`to_rgb` over what a processor's `images=` may be: one image, a (nested) list / tuple of images, or a batch
     as a 4-D array / tensor (N, H, W, C) or (N, C, H, W). Lists keep their nesting; a 4-D batch becomes a list."""
     if images is None:
         return None
     if isinstance(images, (list, tuple)):
-        return [to_rgb_images(image) if isinstance(image, (list, tuple)) else _to_rgb_one(image) for image in images]
-    return _to_rgb_one(images)
+        return [
+            to_rgb_images(image, exact_original) if isinstance(image, (list, tuple)) else _to_rgb_one(image, exact_original)
+            for image in images
+        ]
+    return _to_rgb_one(images, exact_original)
 
 
-def _to_rgb_one(images: Any) -> Any:
+def _to_rgb_one(images: Any, exact_original: bool) -> Any:
     if isinstance(images, np.ndarray) or _is_tensor(images):
         if images.ndim == 4:
-            return [to_rgb(image) for image in images]
+            return [to_rgb(image, exact_original=exact_original) for image in images]
         if images.ndim > 4 or images.ndim < 2:
             raise UnreadableImageError(
                 f"images has {images.ndim} dimensions (shape {tuple(images.shape)}); expected one image (2-D or "
                 "3-D), a batch (4-D) or a list of images."
             )
-    return to_rgb(images)
+    return to_rgb(images, exact_original=exact_original)
+
+
+def original_resize_size(crop_size: int) -> int:
+    """The shorter side the original UniCL evaluation resizes to before its center crop: `int(256 / 224 * crop)`
+    (microsoft/UniCL `data/build.py`), 256 at 224 px and 438 at 384 px."""
+    return int((256 / 224) * crop_size)
+
+
+def torchvision_center_crop_box(height: int, width: int, crop_height: int, crop_width: int) -> tuple[int, int]:
+    """(top, left) of torchvision's `CenterCrop` on an image at least as large as the crop: `int(round(excess / 2))`
+    with Python's round, which takes halves to even. transformers' `center_crop` takes `excess // 2`, one pixel less
+    whenever the excess is odd and its half rounded down is odd (a 259-pixel side cropped to 224: 18, not 17)."""
+    return int(round((height - crop_height) / 2.0)), int(round((width - crop_width) / 2.0))
+
+
+class UniCLImageProcessorKwargs(ImagesKwargs, total=False):
+    """exact_original_preprocessing (`bool`): convert to RGB exactly as the original evaluation (no EXIF rotation,
+    alpha dropped instead of composited on white)."""
+
+    exact_original_preprocessing: bool
 
 
 class UniCLImageProcessor(CLIPImageProcessorPil):
-    """UniCL's evaluation preprocessing: bicubic resize of the shorter side to 256, center crop 224, ImageNet
-    mean/std (not CLIP's). A subclass of the PIL-backend CLIP processor so that a saved folder always reloads with
-    the PIL backend: the torchvision backend differs by about one 8-bit level after normalisation."""
+    """UniCL's evaluation preprocessing, pixel for pixel as the original's (torchvision `Resize(256, bicubic)` on a
+    PIL image, `CenterCrop(224)`, ImageNet mean/std, not CLIP's): the shorter side resized to 256 (the longer one
+    to `int(256 * long / short)`, as torchvision), then the center crop at torchvision's offsets (see
+    `torchvision_center_crop_box`). A subclass of the PIL-backend CLIP processor so that a saved folder always
+    reloads with the PIL backend: the torchvision backend differs by about one 8-bit level after normalisation.
 
+    Two deliberate differences from the original, both in the conversion to RGB: EXIF orientation is applied and
+    alpha is composited onto white. `exact_original_preprocessing=True` (saved with the processor) turns both off."""
+
+    valid_kwargs = UniCLImageProcessorKwargs
     resample = PILImageResampling.BICUBIC
     image_mean = IMAGENET_MEAN
     image_std = IMAGENET_STD
     size = {"shortest_edge": 256}
     crop_size = {"height": 224, "width": 224}
+    exact_original_preprocessing = False
 
     @classmethod
     def for_crop_size(cls, crop_size: int, **kwargs) -> "UniCLImageProcessor":
-        """UniCL's evaluation transform at another resolution: the shorter side resized to `crop_size * 256 / 224`,
-        then a center crop of `crop_size`."""
+        """UniCL's evaluation transform at another resolution: the shorter side resized to
+        `int(256 / 224 * crop_size)` (438 at 384 px, as the original), then a center crop of `crop_size`."""
         return cls(
-            size={"shortest_edge": round(crop_size * 256 / 224)},
+            size={"shortest_edge": original_resize_size(crop_size)},
             crop_size={"height": crop_size, "width": crop_size},
             **kwargs,
         )
 
     def preprocess(self, images, *args, **kwargs):
         """As the CLIP processor, after `to_rgb_images`: any PIL mode, EXIF rotation, numpy / torch arrays of any
-        dtype, file paths and bytes become 8-bit RGB first (alpha composited on white), and unreadable input raises
-        `UnreadableImageError` (a `ValueError`) naming the problem."""
-        return super().preprocess(to_rgb_images(images), *args, **kwargs)
+        dtype, file paths and bytes become 8-bit RGB first (alpha composited on white; with
+        `exact_original_preprocessing`, PIL's plain `convert("RGB")` without EXIF rotation), and unreadable input
+        raises `UnreadableImageError` (a `ValueError`) naming the problem."""
+        exact = kwargs.get("exact_original_preprocessing", self.exact_original_preprocessing)
+        return super().preprocess(to_rgb_images(images, exact_original=bool(exact)), *args, **kwargs)
+
+    def center_crop(self, image: np.ndarray, size, **kwargs) -> np.ndarray:
+        """torchvision's `CenterCrop` on a channels-first array: an image smaller than the crop is first zero-padded,
+        `(crop - side) // 2` before it and the rest after, then cut at `torchvision_center_crop_box`."""
+        if size.height is None or size.width is None:
+            raise ValueError(f"crop_size must have 'height' and 'width', got {dict(size)}.")
+        height, width = image.shape[-2:]
+        pad_height, pad_width = max(size.height - height, 0), max(size.width - width, 0)
+        if pad_height or pad_width:
+            padding = [(0, 0)] * (image.ndim - 2)
+            padding += [(pad_height // 2, (pad_height + 1) // 2), (pad_width // 2, (pad_width + 1) // 2)]
+            image = np.pad(image, padding)
+            height, width = image.shape[-2:]
+        top, left = torchvision_center_crop_box(height, width, size.height, size.width)
+        return image[..., top : top + size.height, left : left + size.width]
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -372,8 +431,8 @@ class UniCLProcessor(ProcessorMixin):
         if text is not None:
             kwargs.setdefault("truncation", True)
             kwargs.setdefault("padding", True)
-        if images is not None:
-            images = to_rgb_images(images)  # any input -> 8-bit RGB, see `to_rgb`
+        if images is not None:  # any input -> 8-bit RGB, see `to_rgb`
+            images = to_rgb_images(images, getattr(self.image_processor, "exact_original_preprocessing", False))
         return super().__call__(images=images, text=text, **kwargs)
 
 

@@ -4,13 +4,17 @@
     python scripts/benchmark.py [--quick] [--json PATH] [--num_classes N] [--templates N] [--threads N]
                                 [--no_keep_freed_memory] [--bf16 auto|on|off]
     python scripts/benchmark.py --malloc_ab STEPS     # keep_freed_memory off vs on, fresh single-model processes
+    python scripts/benchmark.py --device cuda [--compile] [--quick] [--json PATH]   # on an accelerator (5. below)
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
    then per image batch one image forward + one matmul) vs transformers' `pipeline("zero-shot-image-classification")`
    with a same-size `CLIPModel` (ViT-B/32 vision, 12-layer 512-wide text; random weights), and the same pipeline on
    our UniCL model saved to a folder (its text-feature cache: the first call encodes the labels, later calls 0 text
    forwards, counted with a forward hook on `model.text_model`). Images/s include image preprocessing on both sides.
-   The three are timed round-robin (ours, CLIP pipeline, cached pipeline, ours, ...), medians.
+   Ours also runs exported to ONNX (`modeling_unicl.export`) in ONNX Runtime, fp32 and int8 (dynamic quantization),
+   with torch's thread count. The five are timed round-robin (ours, ONNX fp32, ONNX int8, CLIP pipeline, cached
+   pipeline, ours, ...), medians; eager fp32 is also a fraction of the FLOP ceiling (FLOPs counted once on the eager
+   forward, the fp32 matmul peak measured in the same run).
 2. Training step (forward + backward + fused AdamW, fp32, SDPA): `UniCLModel` + `unicl_loss` vs the same towers in
    `transformers.VisionTextDualEncoderModel` with its CLIP loss, on identical 77-token inputs; ours on the same
    captions padded to the longest (as `UniCLCollator` does) vs the dual encoder on 77 tokens (transformers'
@@ -24,11 +28,16 @@
    `activation_checkpointing_enable()`, each in a fresh subprocess with glibc's default malloc, and once more without
    checkpointing under `keep_freed_memory()` (what the speed setting costs in memory).
 
+5. `--device cuda` measures only this, on the accelerator: the training step of ours vs the dual encoder (both bf16
+   autocast, SDPA, `--compile`: `torch.compile`), on identical 77-token inputs and padded to the longest, and
+   zero-shot images/s of ours vs the CLIP pipeline on the same device. The loader-workers row needs the streaming
+   data path, which does not exist yet; the row says so.
+
 Everything else runs with `modeling_unicl.utils.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
 `scripts/train.py` does by default; `--no_keep_freed_memory` measures without. It applies to every model alike.
 
-`--quick` (<= 3 minutes on 2 cores) uses fewer classes and templates, a smaller batch and fewer steps; the JSON says
-which settings ran (`settings`).
+`--quick` (a few minutes on 2 cores) uses one template (at the same 1000 classes, so that its zero-shot ratios compare
+with the full run's), smaller batches and fewer steps; the JSON says which settings ran (`settings`).
 
 This file parses the command line and runs the measurements in order; the parts live in `scripts/benchmarks/`."""
 
@@ -45,6 +54,7 @@ from pathlib import Path
 
 import torch
 from benchmarks import report
+from benchmarks.accelerator import bench_accelerator
 from benchmarks.measure import load_average, machine_info, matmul_peak, native_bf16
 from benchmarks.train_steps import bench_train
 from benchmarks.workers import malloc_ab, malloc_worker, measure_rss, rss_worker
@@ -87,12 +97,28 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     return results
 
 
+def run_accelerator_benchmark(settings: Settings, device: str, compile_models: bool, log=print, config=None,
+                              clip_cfg=None, processor=None) -> dict:
+    """Benchmark 5 on `device` (tests pass tiny configs, and may run it on the CPU)."""
+    from modeling_unicl import UniCLProcessor
+
+    config = config if config is not None else unicl_config()
+    clip_cfg = clip_cfg if clip_cfg is not None else clip_config(config.text_config.to_dict())
+    processor = processor if processor is not None else UniCLProcessor()
+    started = time.perf_counter()
+    log(f"training steps and zero-shot on {device} ...")
+    accelerator = bench_accelerator(config, processor, clip_cfg, settings, device, compile_models)
+    results = report.accelerator_results(settings, machine_info(), accelerator)
+    results["elapsed_s"] = time.perf_counter() - started
+    return results
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="<= 3 min on 2 cores: fewer classes, batch 4, 2 steps")
+    parser.add_argument("--quick", action="store_true", help="a few minutes on 2 cores: 1 template at 1000 classes, training batch 4, 2 steps")
     parser.add_argument("--json", dest="json_path", default=None, help="write the results as JSON to this file")
-    parser.add_argument("--num_classes", type=int, default=None, help="zero-shot classes (default 1000, quick 100)")
-    parser.add_argument("--templates", type=int, default=None, help="templates for our classifier (default 80, quick 4)")
+    parser.add_argument("--num_classes", type=int, default=None, help="zero-shot classes (default 1000, also quick)")
+    parser.add_argument("--templates", type=int, default=None, help="templates for our classifier (default 80, quick 1)")
     parser.add_argument("--train_batch", type=int, default=None, help="training batch (default 32, quick 4)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's, one per core); on a machine where other jobs hold "
@@ -104,6 +130,9 @@ def parse_args(argv):
     parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                         help="the bf16-autocast rows: auto (default) runs them only on a CPU with native bf16 "
                              "(AVX512-BF16 / AMX); elsewhere autocast emulates bf16 and is many times slower than fp32")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: only the accelerator benchmark (5.), bf16 autocast and SDPA on the GPU")
+    parser.add_argument("--compile", action="store_true", help="with --device cuda: torch.compile both models")
     parser.add_argument("--malloc_ab", type=int, default=None, metavar="STEPS",
                         help="only compare training steps with keep_freed_memory off vs on (fresh processes, STEPS "
                              "timed steps each) and print the JSON")
@@ -146,10 +175,21 @@ def main(argv=None) -> int:
         print("error: --num_classes, --templates and --train_batch must be >= 1", file=sys.stderr)
         return 2
     settings = Settings(**{**asdict(settings), **overrides})
-    keep_freed = apply_keep_freed_memory(args)
-    bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
-    results = run_benchmark(settings, log=lambda msg: print(msg, file=sys.stderr, flush=True), keep_freed=keep_freed,
-                            bf16=bf16)
+    if args.compile and args.device != "cuda":
+        print("error: --compile applies to --device cuda only (on the CPU it measured no gain: README, Performance)",
+              file=sys.stderr)
+        return 2
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("error: --device cuda: no CUDA device is available (torch.cuda.is_available() is False)",
+                  file=sys.stderr)
+            return 2
+        results = run_accelerator_benchmark(settings, "cuda", args.compile, log=log)
+    else:
+        keep_freed = apply_keep_freed_memory(args)
+        bf16 = {"auto": None, "on": True, "off": False}[args.bf16]
+        results = run_benchmark(settings, log=log, keep_freed=keep_freed, bf16=bf16)
     print(report.markdown(results))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2) + "\n")

@@ -87,7 +87,7 @@ def test_cached_pipeline_does_no_text_forward_on_later_calls(results):
     assert cache["later_calls"] >= 2 and cache["later_calls_text_forwards"] == 0
     assert results["zero_shot_speedup_vs_pipeline"]["clip_text_forwards"] >= 1  # the peer encodes every call
     times = results["zero_shot"]["round_robin_times_s"]  # ours and both pipelines interleaved, as many calls each
-    assert set(times) == {"ours", "clip_pipeline", "cached_pipeline"}
+    assert set(times) == {"ours", "onnx_fp32", "onnx_int8", "clip_pipeline", "cached_pipeline"}
     assert len({len(t) for t in times.values()}) == 1 and len(times["ours"]) == cache["later_calls"]
 
 
@@ -211,6 +211,8 @@ def test_keep_freed_memory_flag_reaches_the_run(flags, expected, monkeypatch, ca
 RESULT_KEYS = [
     "mode", "settings", "machine", "zero_shot_speedup_vs_pipeline", "zero_shot_bf16_autocast_vs_pipeline",
     "zero_shot_vs_cached_pipeline", "zero_shot_pipeline_cache", "zero_shot", "zero_shot_speedup_ceiling",
+    "zero_shot_fraction_of_ceiling", "zero_shot_onnx_fp32_speedup_vs_pipeline", "zero_shot_onnx_int8_speedup_vs_pipeline",
+    "zero_shot_onnx",
     "train_step_ratio_vs_dual_encoder", "train_step_ratio_padded_to_longest_vs_77",
     "train_step_padded_to_longest_ceiling", "train_step_trim_padding_vs_untrimmed", "train_step_bf16_autocast_vs_fp32",
     "train_step_bf16_ratio_vs_dual_encoder_bf16", "flops_fraction_of_peak", "grad_checkpointing_rss_reduction", "train",
@@ -232,7 +234,10 @@ def measurements() -> dict:
                       "class_matrix_s": 3.0, "flops_per_image_ours": 1e9, "round_robin_times_s": times},
         "pipeline_cache": {"first_call_s": 2.0, "first_call_text_forwards": 1, "later_calls_images_per_s": 1.0,
                            "later_calls_text_forwards": 0},
-        "images_per_s": {"ours": 8.0, "clip_pipeline": 0.25, "cached_pipeline": 1.0, "ours_bf16_autocast": None},
+        "zero_shot_onnx": {"export_s": 5.0, "class_matrix_s": {"onnx_fp32": 1.0, "onnx_int8": 1.0}, "templates": 1,
+                           "parity_max_abs_diff": {"image": 1e-7, "text": 1e-7}, "int8_options": {}},
+        "images_per_s": {"ours": 8.0, "onnx_fp32": 10.0, "onnx_int8": 40.0, "clip_pipeline": 0.25,
+                         "cached_pipeline": 1.0, "ours_bf16_autocast": None},
         "clip_text_forwards": 3,
     }
     median = {"ours_77": 2.0, "dual_encoder_77": 4.0, "ours_77_untrimmed": 3.0, "ours_longest": 2.0}
@@ -253,6 +258,12 @@ def test_report_makes_the_figures_from_given_measurements():
     speedup = results["zero_shot_speedup_vs_pipeline"]
     assert speedup["value"] == 32 and not speedup["goal_met"] and speedup["clip_images"] == 2
     assert results["zero_shot_speedup_ceiling"]["ours"] == pytest.approx(100)  # 100 GFLOP/s over 1 GFLOP per image
+    fraction = results["zero_shot_fraction_of_ceiling"]  # eager 8 images/s of a 100 images/s ceiling
+    assert fraction["value"] == pytest.approx(0.08) and not fraction["goal_met"] and fraction["goal"] == 0.6
+    assert fraction["fractions_of_ceiling"] == pytest.approx({"ours": 0.08, "onnx_fp32": 0.1, "onnx_int8": 0.4})
+    assert results["zero_shot_onnx_fp32_speedup_vs_pipeline"]["ratio"] == 40
+    int8 = results["zero_shot_onnx_int8_speedup_vs_pipeline"]
+    assert int8["value"] == 160 and int8["goal_met"] and int8["vs_onnx_fp32"] == 4
     assert results["train_step_ratio_vs_dual_encoder"]["value"] == 2
     assert results["train_step_ratio_vs_dual_encoder"]["goal_met"]
     assert results["train_step_trim_padding_vs_untrimmed"]["ratio"] == pytest.approx(1.5)
@@ -273,3 +284,80 @@ def test_worker_runs_through_the_front_script_from_any_directory(tmp_path, monke
             "keep_freed_memory": False}
     out = workers.run_worker("--rss_worker", spec, "tiny")
     assert out["peak_rss_mib"] >= out["rss_before_mib"] > 0 and out["keep_freed_memory"] is False
+
+
+def test_onnx_rows_say_why_without_onnxruntime():
+    machine = {"cpu": "test cpu", "cpu_count": 2, "torch_threads": 2, "torch": "t", "transformers": "tf",
+               "keep_freed_memory": True}
+    given = measurements()
+    given["zero_shot"]["zero_shot_onnx"] = {"skipped": "not measured: onnxruntime is needed"}
+    for name in ("onnx_fp32", "onnx_int8"):
+        del given["zero_shot"]["images_per_s"][name]
+    results = report.results(TINY, machine, **given, bf16=False)
+    for key in ("zero_shot_onnx_fp32_speedup_vs_pipeline", "zero_shot_onnx_int8_speedup_vs_pipeline"):
+        assert results[key] == {"skipped": "not measured: onnxruntime is needed"}
+    assert results["zero_shot_fraction_of_ceiling"]["value"] == pytest.approx(0.08)  # eager fp32 still measured
+    assert "| `zero_shot_onnx_int8_speedup_vs_pipeline` | | | | | not measured" in report.markdown(
+        {**results, "elapsed_s": 1.0})
+
+
+def test_onnx_rows_are_measured_round_robin_with_the_peers(results):
+    onnx = results["zero_shot_onnx"]
+    assert max(onnx["parity_max_abs_diff"].values()) <= 1e-4 and onnx["templates"] == 1
+    for key in ("zero_shot_onnx_fp32_speedup_vs_pipeline", "zero_shot_onnx_int8_speedup_vs_pipeline"):
+        fig = results[key]
+        assert fig["ours"] > 0 and fig["peer"] == results["zero_shot_speedup_vs_pipeline"]["peer"]
+        assert fig["fraction_of_ceiling"] == pytest.approx(fig["ours"] / results["zero_shot_speedup_ceiling"]["ours"])
+    fraction = results["zero_shot_fraction_of_ceiling"]
+    assert fraction["peer"] == results["zero_shot_speedup_ceiling"]["ours"]  # the FLOPs are counted once
+    assert "ONNX Runtime: export with --int8" in report.markdown(results)
+
+
+# ------------------------------------------------------------------------------------------- accelerator (5.)
+def test_device_cuda_without_a_gpu_and_compile_without_cuda_exit_2(capsys):
+    if not torch.cuda.is_available():
+        assert benchmark.main(["--quick", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert benchmark.main(["--quick", "--compile"]) == 2
+    assert "--device cuda only" in capsys.readouterr().err
+
+
+def test_accelerator_report_from_given_measurements():
+    accelerator = {
+        "device": "cuda", "device_name": "Test GPU", "compile": False,
+        "train": {"images_per_s": {"ours_77": 300.0, "dual_encoder_77": 250.0, "ours_longest": 400.0},
+                  "text_tokens": {"77": 77, "longest": 20}},
+        "zero_shot": {"images_per_s": {"ours_bf16_autocast": 2000.0, "clip_pipeline": 20.0}, "num_classes": 1000},
+        "data_path": {"skipped": "not measured: the streaming data path (the streaming issue) does not exist yet"},
+    }
+    machine = {"cpu": "host", "torch": "t", "transformers": "tf"}
+    results = report.accelerator_results(TINY, machine, accelerator)
+    assert results["accelerator_train_step_ratio_vs_dual_encoder"]["value"] == pytest.approx(1.2)
+    assert results["accelerator_train_step_ratio_vs_dual_encoder"]["goal_met"]
+    longest = results["accelerator_train_step_ratio_padded_to_longest_vs_77"]
+    assert longest["value"] == pytest.approx(1.6) and longest["goal"] == 1.3 and longest["goal_met"]
+    assert results["accelerator_zero_shot_vs_pipeline"]["ratio"] == 100
+    table = report.markdown({**results, "elapsed_s": 1.0})
+    assert "Accelerator: Test GPU" in table and "streaming data path" in table and "bf16 autocast, SDPA" in table
+
+
+def test_accelerator_benchmark_runs_on_the_cpu_code_path(tmp_path):
+    """The accelerator benchmark's code on tiny models, on the CPU (no timing is checked; CUDA itself: below)."""
+    results = benchmark.run_accelerator_benchmark(TINY, "cpu", False, log=lambda msg: None,
+                                                  config=tiny_config(text=dict(TEXT)), clip_cfg=tiny_clip_config(),
+                                                  processor=tiny_processor())
+    assert results["device"] == "cpu"
+    assert set(results["accelerator"]["train"]["step_s"]) == {"ours_77", "dual_encoder_77", "ours_longest"}
+    assert results["accelerator_zero_shot_vs_pipeline"]["ratio"] > 0
+    assert "skipped" in results["accelerator_loader_workers_per_accelerator"]
+    json.loads(json.dumps(results))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: benchmark.py --device cuda runs only where "
+                                                          "an accelerator is lent")
+def test_accelerator_benchmark_on_cuda():
+    results = benchmark.run_accelerator_benchmark(TINY, "cuda", False, log=lambda msg: None,
+                                                  config=tiny_config(text=dict(TEXT)), clip_cfg=tiny_clip_config(),
+                                                  processor=tiny_processor())
+    assert results["accelerator_train_step_ratio_vs_dual_encoder"]["ours"] > 0
+    assert results["machine"]["accelerator"] == torch.cuda.get_device_name(0)

@@ -9,6 +9,7 @@ from PIL import ImageDraw
 
 from modeling_unicl import UniCLConfig, UniCLImageProcessor, UniCLModel, UniCLProcessor
 from modeling_unicl.prompts import IMAGENET_TEMPLATES
+from modeling_unicl.evaluation.metrics import ClassificationCounts
 from modeling_unicl.evaluation.zero_shot import ZeroShotClassifier, build_class_embeddings, evaluate_zero_shot, topk_accuracy
 
 CLASS_NAMES = ["red square", "blue circle", "green square", "yellow circle"]
@@ -50,6 +51,12 @@ def shapes_dataset(n_per_class=2, label_feature=None) -> Dataset:
     label_feature = label_feature or ClassLabel(names=CLASS_NAMES)
     features = Features({"image": Image(), "label": label_feature})
     return Dataset.from_dict({"image": images, "label": labels}, features=features)
+
+
+def balanced_accuracy(predictions, labels) -> float:
+    """scikit-learn's `balanced_accuracy_score` (CLIP_benchmark's mean per-class recall), written out."""
+    recalls = [(predictions[labels == c] == c).float().mean().item() for c in labels.unique()]
+    return sum(recalls) / len(recalls)
 
 
 def naive_class_embeddings(model, tokenizer, class_names, templates):
@@ -157,11 +164,16 @@ def test_topk_accuracy_hand_made():
 def test_evaluate_zero_shot(model, processor):
     dataset = shapes_dataset()
     result = evaluate_zero_shot(model, processor, dataset, templates=TEMPLATES, batch_size=3)
-    assert set(result) == {"top1", "top5", "num_samples"} and result["num_samples"] == len(dataset)
+    assert set(result) == {"top1", "top5", "mean_per_class_recall", "num_samples", "skipped"}
+    assert result["num_samples"] == len(dataset) and result["skipped"] == []
     classifier = ZeroShotClassifier(model, processor, CLASS_NAMES, TEMPLATES)
     pixel_values = classifier.pixel_values(dataset["image"])
-    expected = topk_accuracy(classifier.logits(pixel_values), torch.tensor(dataset["label"]))
-    assert result["top1"] == pytest.approx(expected["top1"]) and result["top5"] == 1.0  # 4 classes
+    logits, labels = classifier.logits(pixel_values), torch.tensor(dataset["label"])
+    expected = topk_accuracy(logits, labels)
+    assert result["top1"] == pytest.approx(expected["top1"]) and result["top5"] == 1.0  # 4 classes: k clipped
+    assert result["mean_per_class_recall"] == pytest.approx(balanced_accuracy(logits.argmax(-1), labels))
+    in_workers = evaluate_zero_shot(model, processor, dataset, templates=TEMPLATES, batch_size=3, num_workers=2)
+    assert {k: in_workers[k] for k in ("top1", "top5")} == {k: result[k] for k in ("top1", "top5")}
     plain = shapes_dataset(label_feature=Value("int64"))
     with pytest.raises(ValueError, match="not a ClassLabel"):
         evaluate_zero_shot(model, processor, plain)
@@ -169,3 +181,46 @@ def test_evaluate_zero_shot(model, processor):
     assert named["top1"] == pytest.approx(result["top1"])
     with pytest.raises(ValueError, match="no label column 'target'"):
         evaluate_zero_shot(model, processor, dataset, label_column="target")
+
+
+def test_an_unreadable_image_is_skipped_and_named(model, processor):
+    dataset = shapes_dataset()
+    rows = dataset.cast_column("image", Image(decode=False)).to_list()
+    rows[1]["image"] = {"bytes": b"not an image", "path": "broken.png"}
+    broken = Dataset.from_list(rows, features=dataset.cast_column("image", Image(decode=False)).features)
+    result = evaluate_zero_shot(model, processor, broken.cast_column("image", Image()), templates=TEMPLATES)
+    assert result["num_samples"] == len(dataset) - 1
+    assert [name for name, _ in result["skipped"]] == ["broken.png"] and "not a readable image" in result["skipped"][0][1]
+
+
+def test_classifier_takes_precomputed_class_embeddings(model, processor):
+    calls = []
+    handle = model.text_model.register_forward_hook(lambda *args: calls.append(1))
+    embeddings = build_class_embeddings(model, processor, CLASS_NAMES, TEMPLATES)
+    try:
+        classifier = ZeroShotClassifier(model, processor, CLASS_NAMES, TEMPLATES, class_embeddings=embeddings)
+        assert len(calls) == 1  # only the build above
+    finally:
+        handle.remove()
+    assert classifier.class_embeddings is embeddings
+    with pytest.raises(ValueError, match=r"one row per class name; got shape \(3, 24\)"):
+        ZeroShotClassifier(model, processor, CLASS_NAMES, TEMPLATES, class_embeddings=embeddings[:3])
+
+
+def test_classification_counts_top5_and_mean_per_class_recall():
+    torch.manual_seed(0)
+    counts = ClassificationCounts(6)
+    logits, labels = torch.randn(40, 6), torch.tensor([0] * 20 + [1, 2, 3, 4, 5] * 4)
+    for start in range(0, 40, 7):  # batch by batch
+        counts.update(logits[start : start + 7], labels[start : start + 7])
+    metrics = counts.metrics()
+    expected = topk_accuracy(logits, labels)
+    assert metrics["top1"] == pytest.approx(expected["top1"]) and metrics["top5"] == pytest.approx(expected["top5"])
+    assert metrics["mean_per_class_recall"] == pytest.approx(balanced_accuracy(logits.argmax(-1), labels))
+    assert metrics["num_samples"] == 40 and metrics["num_classes"] == 6
+    # a class never among the labels does not count (as balanced_accuracy_score); below 5 classes top-5 is None
+    few = ClassificationCounts(4)
+    few.update(torch.tensor([[2.0, 1, 0, 0], [0, 2.0, 1, 0], [2.0, 0, 0, 1]]), torch.tensor([0, 0, 1]))
+    assert few.metrics()["top5"] is None and few.metrics()["mean_per_class_recall"] == pytest.approx((0.5 + 0.0) / 2)
+    with pytest.raises(ValueError, match="No image was classified"):
+        ClassificationCounts(3).metrics()

@@ -8,10 +8,12 @@ scikit-learn dependency); features are the projected image embeddings, normalise
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+
+from .loading import ExampleBatch
 
 DEFAULT_L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
@@ -34,6 +36,39 @@ def extract_image_embeddings(
     finally:
         model.train(was_training)
     return torch.cat(chunks)
+
+
+@torch.no_grad()
+def embed_batches(model, batches: Iterable[ExampleBatch]) -> tuple[torch.Tensor, torch.Tensor, list[tuple[str, str]]]:
+    """L2-normalised image embeddings and labels of `ExampleBatch`es (e.g. a CLIP_benchmark split through
+    `make_loader`), and the (name, reason) of every image skipped as unreadable."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    features, labels, skipped = [], [], []
+    try:
+        for batch in batches:
+            skipped += batch.skipped
+            if batch.names:
+                output = model.get_image_features(pixel_values=batch.pixel_values.to(device)).pooler_output
+                features.append(nn.functional.normalize(output.float(), dim=-1).cpu())
+                labels.append(batch.labels)
+    finally:
+        model.train(was_training)
+    if not features:
+        raise ValueError(f"No image could be embedded ({len(skipped)} unreadable, e.g. {skipped[:1]}).")
+    return torch.cat(features), torch.cat(labels), skipped
+
+
+def split_validation(features: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int = 0):
+    """A seeded random `fraction` of the rows held out for choosing the L2 strength: (train_x, train_y, val_x,
+    val_y)."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie strictly between 0 and 1, got {fraction}.")
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+    held_out = max(1, min(len(features) - 1, round(fraction * len(features))))
+    validation, train = order[:held_out], order[held_out:]
+    return features[train], labels[train], features[validation], labels[validation]
 
 
 def _fit_logistic_regression(features, labels, num_classes: int, l2: float, max_iter: int) -> nn.Linear:
@@ -100,4 +135,11 @@ def linear_probe(
     return LinearProbeResult(best_l2, sweep[best_l2], test_accuracy, sweep, classifier)
 
 
-__all__ = ["DEFAULT_L2_GRID", "LinearProbeResult", "extract_image_embeddings", "linear_probe"]
+__all__ = [
+    "DEFAULT_L2_GRID",
+    "LinearProbeResult",
+    "embed_batches",
+    "extract_image_embeddings",
+    "linear_probe",
+    "split_validation",
+]

@@ -7,16 +7,24 @@ then one image forward and one matmul, scaled by the model's (clamped) logit sca
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ..processing_unicl import context_length, load_image, to_rgb
-from ..utils.checks import validate_image_label_dataset
+from ..processing_unicl import context_length
 from ..prompts import IMAGENET_TEMPLATES, check_templates
+from ..utils.checks import validate_image_label_dataset
+from .loading import DatasetRows, ExampleBatch, iterate_with_progress, make_loader
+from .metrics import ClassificationCounts, _topk_correct, topk_accuracy
 
-__all__ = ["ZeroShotClassifier", "build_class_embeddings", "evaluate_zero_shot", "topk_accuracy"]
+__all__ = [
+    "ZeroShotClassifier",
+    "build_class_embeddings",
+    "classify_batches",
+    "evaluate_zero_shot",
+    "topk_accuracy",
+]
 
 
 def _tokenizer_of(processor_or_tokenizer):
@@ -93,7 +101,8 @@ def build_class_embeddings(
 
 
 class ZeroShotClassifier:
-    """Zero-shot classifier over `class_names`: the text side is computed once, at construction.
+    """Zero-shot classifier over `class_names`: the text side is computed once, at construction (or given as
+    `class_embeddings`, e.g. from a `ClassEmbeddingCache`, and then not computed at all).
 
     `logits(pixel_values)` = `logit_scale * normalize(image_features) @ class_embeddings.T`, shape
     (batch, num_classes); one image forward, no text forward."""
@@ -105,12 +114,20 @@ class ZeroShotClassifier:
         class_names: Sequence[str],
         templates: Sequence[str] = IMAGENET_TEMPLATES,
         batch_size: int = 256,
+        class_embeddings: torch.Tensor | None = None,
     ):
         self.model = model
         self.processor = processor
         self.class_names = list(class_names)
         self.templates = check_templates(templates)
-        self.class_embeddings = build_class_embeddings(model, processor, self.class_names, self.templates, batch_size)
+        if class_embeddings is None:
+            class_embeddings = build_class_embeddings(model, processor, self.class_names, self.templates, batch_size)
+        elif class_embeddings.ndim != 2 or class_embeddings.shape[0] != len(self.class_names):
+            raise ValueError(
+                f"class_embeddings must be ({len(self.class_names)}, projection_dim), one row per class name; got "
+                f"shape {tuple(class_embeddings.shape)}."
+            )
+        self.class_embeddings = class_embeddings
 
     @property
     def num_classes(self) -> int:
@@ -133,39 +150,21 @@ class ZeroShotClassifier:
         return self.logits(pixel_values).argmax(dim=-1)
 
     def pixel_values(self, images) -> torch.Tensor:
-        """Images (PIL, any mode) -> pixel_values with the processor's evaluation transform."""
-        images = [to_rgb(load_image(image)) for image in images]
-        return self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        """Images (PIL, any mode, paths, bytes) -> pixel_values with the processor's evaluation transform."""
+        return self.processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
 
 
-def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> dict[int, int]:
-    if logits.ndim != 2:
-        raise ValueError(f"logits must be (num_samples, num_classes), got shape {tuple(logits.shape)}.")
-    labels = torch.as_tensor(labels, device=logits.device).long().reshape(-1)
-    if labels.shape[0] != logits.shape[0]:
-        raise ValueError(f"{logits.shape[0]} rows of logits but {labels.shape[0]} labels.")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise ValueError(
-            f"labels must lie in 0..{logits.shape[1] - 1} (the logits have {logits.shape[1]} classes), got "
-            f"{int(labels.min())}..{int(labels.max())}."
-        )
-    ks = [int(k) for k in ks]
-    if any(k < 1 for k in ks):
-        raise ValueError(f"k must be >= 1, got {ks}.")
-    max_k = min(max(ks), logits.shape[1])
-    top = logits.topk(max_k, dim=-1).indices  # (N, max_k), sorted by score
-    hits = top == labels[:, None]
-    return {k: int(hits[:, : min(k, logits.shape[1])].any(dim=-1).sum()) for k in ks}
-
-
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """`{"top1": ..., "top5": ...}`: the mean over samples of "the label is among the k highest logits" (for k=1
-    the accuracy of `evaluate`'s "accuracy" metric on the argmax). k larger than the number of classes is clipped
-    to it (so it is 1.0)."""
-    if logits.shape[0] == 0:
-        raise ValueError("topk_accuracy got no samples.")
-    correct = _topk_correct(logits, labels, ks)
-    return {f"top{k}": correct[k] / logits.shape[0] for k in correct}
+def classify_batches(
+    classifier: ZeroShotClassifier, batches: Iterable[ExampleBatch]
+) -> tuple[ClassificationCounts, list[tuple[str, str]]]:
+    """Counts of the classifier's predictions over `ExampleBatch`es, and the (name, reason) of every image skipped
+    as unreadable."""
+    counts, skipped = ClassificationCounts(classifier.num_classes), []
+    for batch in batches:
+        skipped += batch.skipped
+        if batch.names:
+            counts.update(classifier.logits(batch.pixel_values), batch.labels)
+    return counts, skipped
 
 
 def zero_shot_counts(
@@ -201,12 +200,28 @@ def evaluate_zero_shot(
     templates: Sequence[str] = IMAGENET_TEMPLATES,
     batch_size: int = 64,
     text_batch_size: int = 256,
-) -> dict[str, float]:
-    """Zero-shot top-1 / top-5 accuracy of `model` on an image-label `datasets.Dataset`.
+    num_workers: int = 0,
+    class_embeddings: torch.Tensor | None = None,
+) -> dict:
+    """Zero-shot top-1 / top-5 accuracy and mean per-class recall of `model` on an image-label `datasets.Dataset`.
 
-    Class names come from the label column's `ClassLabel` feature unless `class_names` is given. Returns
-    `{"top1": ..., "top5": ..., "num_samples": ...}`."""
+    Class names come from the label column's `ClassLabel` feature unless `class_names` is given. Images are decoded
+    and preprocessed in `num_workers` DataLoader workers; an unreadable image is skipped and reported. Returns
+    `{"top1", "top5", "mean_per_class_recall", "num_samples", "skipped"}` (top-5 with k clipped to the number of
+    classes, as `topk_accuracy`; `skipped`: (name, reason) pairs)."""
     names = validate_image_label_dataset(dataset, image_column, label_column, class_names)
-    classifier = ZeroShotClassifier(model, processor, names, templates, batch_size=text_batch_size)
-    correct, num_samples = zero_shot_counts(classifier, dataset, image_column, label_column, batch_size)
-    return {"top1": correct[1] / num_samples, "top5": correct[5] / num_samples, "num_samples": num_samples}
+    classifier = ZeroShotClassifier(
+        model, processor, names, templates, batch_size=text_batch_size, class_embeddings=class_embeddings
+    )
+    rows = DatasetRows(dataset, image_column, label_column, processor.image_processor)
+    batches = iterate_with_progress(make_loader(rows, batch_size, num_workers), "zero-shot")
+    counts, skipped = classify_batches(classifier, batches)
+    if counts.num_samples == 0:
+        raise ValueError(f"No image of the dataset could be read ({len(skipped)} skipped, e.g. {skipped[:1]}).")
+    return {
+        "top1": counts.correct[1] / counts.num_samples,
+        "top5": counts.correct[5] / counts.num_samples,
+        "mean_per_class_recall": counts.mean_per_class_recall(),
+        "num_samples": counts.num_samples,
+        "skipped": skipped,
+    }

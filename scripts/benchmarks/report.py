@@ -7,6 +7,8 @@ from dataclasses import asdict
 
 GOALS = {  # figure -> minimum value the issue asks for
     "zero_shot_speedup_vs_pipeline": 100.0,
+    "zero_shot_onnx_int8_speedup_vs_pipeline": 100.0,
+    "zero_shot_fraction_of_ceiling": 0.60,
     "train_step_ratio_vs_dual_encoder": 1.0,
     "train_step_ratio_padded_to_longest_vs_77": 1.5,
     "flops_fraction_of_peak": 0.40,
@@ -23,6 +25,9 @@ CEILING_NOTE = ("an upper bound, not a measurement of ours: our images/s if ever
 ROWS = [  # the markdown table: figure, unit of its ours / peer columns
     ("zero_shot_speedup_vs_pipeline", "images/s"),
     ("zero_shot_speedup_ceiling", "images/s"),
+    ("zero_shot_fraction_of_ceiling", "images/s"),
+    ("zero_shot_onnx_fp32_speedup_vs_pipeline", "images/s"),
+    ("zero_shot_onnx_int8_speedup_vs_pipeline", "images/s"),
     ("zero_shot_vs_cached_pipeline", "images/s"),
     ("train_step_ratio_vs_dual_encoder", "images/s"),
     ("train_step_ratio_padded_to_longest_vs_77", "images/s"),
@@ -91,7 +96,36 @@ def zero_shot_figures(settings, zero_shot: dict, peak: float, bf16: bool) -> dic
             bounds="zero_shot_speedup_vs_pipeline", flops_per_image=section["flops_per_image_ours"],
             note=CEILING_NOTE.format(what="the image forward (matmuls, convolutions, attention: FlopCounterMode)",
                                      others="")),
+        **onnx_figures(zero_shot, peak * 1e9 / section["flops_per_image_ours"]),
     }
+
+
+def onnx_figures(zero_shot: dict, ceiling: float) -> dict:
+    """Eager fp32 as a fraction of the FLOP ceiling (`ceiling`: images/s), and ONNX Runtime fp32 / int8 against the
+    pipeline, each with its own fraction of the same ceiling (the FLOPs are counted once, on the eager forward)."""
+    ips, onnx = zero_shot["images_per_s"], zero_shot["zero_shot_onnx"]
+    fractions = {name: ips[name] / ceiling for name in ("ours", "onnx_fp32", "onnx_int8") if name in ips}
+    fraction = figure(ips["ours"], ceiling, "the FLOP ceiling (zero_shot_speedup_ceiling's ours)", "images/s",
+                      fractions_of_ceiling=fractions,
+                      note="eager PyTorch fp32 images/s / the images/s every counted FLOP would give at the fp32 matmul "
+                           "peak measured in this run")
+    figures = {"zero_shot_fraction_of_ceiling": with_goal("zero_shot_fraction_of_ceiling", fraction, fraction["ratio"])}
+    if "skipped" in onnx:
+        skipped = {"skipped": onnx["skipped"]}
+        return {**figures, "zero_shot_onnx_fp32_speedup_vs_pipeline": skipped,
+                "zero_shot_onnx_int8_speedup_vs_pipeline": skipped, "zero_shot_onnx": onnx}
+    compared = (f"our model exported (scripts/export_onnx.py) and run by ONNX Runtime with torch's thread count; "
+                f"class matrix from {onnx['templates']} template (images/s does not depend on it)")
+    fp32 = figure(ips["onnx_fp32"], ips["clip_pipeline"], CLIP_PIPELINE, "images/s", compared=compared,
+                  fraction_of_ceiling=fractions["onnx_fp32"], vs_eager=ips["onnx_fp32"] / ips["ours"])
+    int8 = figure(ips["onnx_int8"], ips["clip_pipeline"], CLIP_PIPELINE, "images/s", compared=compared,
+                  fraction_of_ceiling=fractions["onnx_int8"], vs_eager=ips["onnx_int8"] / ips["ours"],
+                  vs_onnx_fp32=ips["onnx_int8"] / ips["onnx_fp32"],
+                  note="the image tower dynamically quantized to int8; the ceiling is the fp32 one, so its fraction may pass 1")
+    return {**figures, "zero_shot_onnx_fp32_speedup_vs_pipeline": fp32,
+            "zero_shot_onnx_int8_speedup_vs_pipeline": with_goal("zero_shot_onnx_int8_speedup_vs_pipeline", int8,
+                                                                 int8["ratio"]),
+            "zero_shot_onnx": onnx}
 
 
 def train_figures(settings, train: dict, peak: float, bf16: bool) -> dict:
@@ -157,15 +191,61 @@ def rss_figure(rss: dict) -> dict:
     return with_goal("grad_checkpointing_rss_reduction", fig, reduction)
 
 
+# ------------------------------------------------------------------------------------------------ accelerator
+ACCELERATOR_GOALS = {
+    "accelerator_train_step_ratio_vs_dual_encoder": 1.0,
+    "accelerator_train_step_ratio_padded_to_longest_vs_77": 1.3,
+}
+ACCELERATOR_ROWS = [
+    ("accelerator_train_step_ratio_vs_dual_encoder", "images/s"),
+    ("accelerator_train_step_ratio_padded_to_longest_vs_77", "images/s"),
+    ("accelerator_zero_shot_vs_pipeline", "images/s"),
+    ("accelerator_loader_workers_per_accelerator", ""),
+]
+
+
+def _with_accelerator_goal(name: str, fig: dict) -> dict:
+    goal = ACCELERATOR_GOALS[name]
+    return {**fig, "value": fig["ratio"], "goal": goal, "goal_met": fig["ratio"] is not None and fig["ratio"] >= goal}
+
+
+def accelerator_results(settings, machine: dict, accelerator: dict) -> dict:
+    """The figures of `accelerator.bench_accelerator`: both models under bf16 autocast (SDPA; `torch.compile`d when
+    the run says so), ours against the dual encoder; zero-shot against the pipeline on the same device."""
+    train, zero_shot = accelerator["train"]["images_per_s"], accelerator["zero_shot"]["images_per_s"]
+    setting = f"bf16 autocast, SDPA{', torch.compile' if accelerator['compile'] else ''}, {accelerator['device_name']}"
+    dual = f"{DUAL_ENCODER_77}, {setting}"
+    identical = figure(train["ours_77"], train["dual_encoder_77"], dual, "images/s",
+                       note="identical inputs: the same images and 77-token texts")
+    longest = figure(train["ours_longest"], train["dual_encoder_77"], dual, "images/s",
+                     tokens=accelerator["train"]["text_tokens"],
+                     note="ours: the same captions collated by UniCLCollator (padded to the batch's longest)")
+    return {
+        "mode": settings.mode,
+        "device": accelerator["device"],
+        "settings": asdict(settings),
+        "machine": {**machine, "accelerator": accelerator["device_name"], "compile": accelerator["compile"]},
+        "accelerator_train_step_ratio_vs_dual_encoder": _with_accelerator_goal(
+            "accelerator_train_step_ratio_vs_dual_encoder", identical),
+        "accelerator_train_step_ratio_padded_to_longest_vs_77": _with_accelerator_goal(
+            "accelerator_train_step_ratio_padded_to_longest_vs_77", longest),
+        "accelerator_zero_shot_vs_pipeline": figure(
+            zero_shot["ours_bf16_autocast"], zero_shot["clip_pipeline"], f"{CLIP_PIPELINE}, fp32, same device",
+            "images/s", note=f"ours: ZeroShotClassifier over {accelerator['zero_shot']['num_classes']} classes, bf16 "
+                             "autocast around preprocessing + image forward + matmul"),
+        "accelerator_loader_workers_per_accelerator": accelerator["data_path"],
+        "accelerator": accelerator,
+    }
+
+
 # ------------------------------------------------------------------------------------------------ markdown
 def _num(x) -> str:
     return f"{x:.3g}" if isinstance(x, float) and abs(x) < 1000 else f"{x:,.0f}" if isinstance(x, float) else str(x)
 
 
-def markdown(results: dict) -> str:
-    """The figures as a table (ours, peer, value, goal), then the pipeline cache and the machine in two lines."""
+def _table(results: dict, rows: list) -> list[str]:
     lines = ["| figure | ours | peer | peer | value | goal |", "| --- | ---: | ---: | --- | ---: | --- |"]
-    for key, unit in ROWS:
+    for key, unit in rows:
         fig = results[key]
         if "skipped" in fig:
             lines.append(f"| `{key}` | | | | | {fig['skipped']} |")
@@ -176,11 +256,33 @@ def markdown(results: dict) -> str:
             goal = f"upper bound of `{fig['bounds']}` (goal {GOALS[fig['bounds']]:g})"
         lines.append(f"| `{key}` | {_num(fig['ours'])} {unit} | {_num(fig['peer'])} {unit} | {fig['peer_name']} | "
                      f"{_num(value)} | {goal} |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    """The figures as a table (ours, peer, value, goal), then the pipeline cache, ONNX Runtime and the machine in a
+    few lines; an accelerator run (`--device cuda`) has its own rows."""
+    m = results["machine"]
+    if results.get("device", "cpu") != "cpu":
+        lines = _table(results, ACCELERATOR_ROWS)
+        lines.append(f"\nAccelerator: {m['accelerator']} (torch.compile {'on' if m['compile'] else 'off'}); host "
+                     f"{m['cpu']}, torch {m['torch']}, transformers {m['transformers']}. Mode: {results['mode']} "
+                     f"({results['elapsed_s']:.0f} s).")
+        return "\n".join(lines)
+    lines = _table(results, ROWS)
     cache = results["zero_shot_pipeline_cache"]
     lines.append(f"\nPipeline on the UniCL folder: first call {cache['first_call_s']:.2f} s/image "
                  f"({cache['first_call_text_forwards']} text forward), later calls "
                  f"{cache['later_calls_images_per_s']:.2f} images/s ({cache['later_calls_text_forwards']} text forwards).")
-    m = results["machine"]
+    onnx = results["zero_shot_onnx"]
+    if "skipped" not in onnx:
+        parity = max(onnx["parity_max_abs_diff"].values())
+        lines.append(f"ONNX Runtime: export with --int8 {onnx['export_s']:.0f} s (fp32 graphs vs PyTorch: max "
+                     f"|diff| {parity:.1e}); fp32 {results['zero_shot_onnx_fp32_speedup_vs_pipeline']['vs_eager']:.2f}x "
+                     f"eager, int8 {results['zero_shot_onnx_int8_speedup_vs_pipeline']['vs_onnx_fp32']:.2f}x ONNX "
+                     f"Runtime fp32; fractions of the FLOP ceiling: " + ", ".join(
+                         f"{name} {value:.2f}" for name, value in
+                         results["zero_shot_fraction_of_ceiling"]["fractions_of_ceiling"].items()) + ".")
     lines.append(f"Machine: {m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "
                  f"transformers {m['transformers']}, keep_freed_memory {'on' if m['keep_freed_memory'] else 'off'} "
                  f"(every model alike). Mode: {results['mode']} ({results['elapsed_s']:.0f} s).")

@@ -1,0 +1,123 @@
+"""`OnnxUniCLModel`: an exported folder run by ONNX Runtime, in the place of a `UniCLModel` for inference.
+
+It offers what the evaluation code calls on a model (`ZeroShotClassifier`, `build_class_embeddings`,
+`evaluate_zero_shot`, `extract_image_embeddings`, `ClassEmbeddingCache`): `get_image_features`,
+`get_text_features`, `get_logit_scale`, `config`, `eval()` / `train(False)` / `training`, `device`, `parameters()`
+and `state_dict()` (the graphs' bytes). One difference in contract: the `pooler_output` it returns is already
+L2-normalised (the graphs end with the normalisation); the evaluation code normalises every feature itself, and
+normalising twice changes an embedding by float rounding only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from .dependencies import require
+from .folder import ExportConfig, check_export_folder, graph_file
+
+__all__ = ["OnnxUniCLModel"]
+
+
+def _session(path: Path, threads: int):
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # as many as torch uses, so that the backends compare on equal cores
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _output(embeddings: np.ndarray) -> BaseModelOutputWithPooling:
+    return BaseModelOutputWithPooling(pooler_output=torch.from_numpy(embeddings))
+
+
+class OnnxUniCLModel:
+    """The two exported graphs of a UniCL model in ONNX Runtime sessions (CPU), with the model's logit scale.
+
+    `OnnxUniCLModel.from_exported(folder, int8=False)`; with `int8=True` the dynamically quantized image graph runs
+    (the text tower stays fp32; the README's Deployment section gives the measured agreement with fp32). Inputs and outputs are CPU tensors."""
+
+    device = torch.device("cpu")
+    training = False
+
+    def __init__(self, folder: str | Path, export_config: ExportConfig, int8: bool = False, threads: int | None = None):
+        from ..configuration_unicl import UniCLConfig
+
+        self.folder = Path(folder)
+        self.export_config = export_config
+        self.int8 = int8
+        self.config = UniCLConfig.from_json_file(str(self.folder / "config.json"))
+        threads = torch.get_num_threads() if threads is None else threads
+        self.image_session = _session(self.folder / graph_file("image", int8), threads)
+        self.text_session = _session(self.folder / graph_file("text", int8), threads)
+        self._text_inputs = [node.name for node in self.text_session.get_inputs()]
+        self._device_marker = torch.empty(0)
+
+    @classmethod
+    def from_exported(cls, folder: str | Path, int8: bool = False, threads: int | None = None) -> "OnnxUniCLModel":
+        """Loads a folder written by `export_onnx`; `ValueError` / `OSError` naming the missing file when it is not
+        a complete export (or has no int8 image graph and `int8` is asked). `threads`: ONNX Runtime's intra-op threads
+        (default: torch's)."""
+        export_config = check_export_folder(folder, int8=int8)
+        return cls(folder, export_config, int8=int8, threads=threads)
+
+    # ------------------------------------------------------------------------------------ nn.Module's surface
+    def eval(self) -> "OnnxUniCLModel":
+        return self
+
+    def train(self, mode: bool = True) -> "OnnxUniCLModel":
+        if mode:
+            raise ValueError("an ONNX Runtime model runs inference only; train the PyTorch UniCLModel instead.")
+        return self
+
+    def parameters(self):
+        """One empty CPU tensor: the evaluation code reads the device to put inputs on from the first parameter."""
+        yield self._device_marker
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The bytes of the two graphs that run (fp32 or int8), as uint8 tensors under `vision_model.onnx` and
+        `text_model.onnx`: what identifies this model's weights, so that caches keyed by the text side's weights
+        (`ClassEmbeddingCache`) tell fp32, int8 and different exports apart."""
+        return {f"{prefix}.onnx": torch.frombuffer(bytearray((self.folder / graph_file(tower, self.int8)).read_bytes()),
+                                                   dtype=torch.uint8)
+                for prefix, tower in (("vision_model", "image"), ("text_model", "text"))}
+
+    # ------------------------------------------------------------------------------------------- features
+    def get_image_features(self, pixel_values: torch.Tensor) -> BaseModelOutputWithPooling:
+        """`pooler_output`: the L2-normalised image embeddings (batch, projection_dim)."""
+        expected = (self.export_config.num_channels, self.export_config.image_size, self.export_config.image_size)
+        if not isinstance(pixel_values, torch.Tensor) or pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != expected:
+            shape = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise ValueError(f"pixel_values must have shape (batch, {', '.join(map(str, expected))}) (the exported "
+                             f"image size), got {shape}.")
+        pixels = pixel_values.detach().to("cpu", torch.float32).contiguous().numpy()
+        return _output(self.image_session.run(None, {"pixel_values": pixels})[0])
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> BaseModelOutputWithPooling:
+        """`pooler_output`: the L2-normalised text embeddings (batch, projection_dim); no mask means no padding."""
+        if not isinstance(input_ids, torch.Tensor) or input_ids.ndim != 2:
+            shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise ValueError(f"input_ids must be a 2-D tensor (batch, sequence_length), got {shape}.")
+        if input_ids.shape[1] > self.export_config.context_length:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} tokens per text; the text tower takes at most "
+                             f"{self.export_config.context_length}. Tokenize with truncation=True.")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        elif tuple(attention_mask.shape) != tuple(input_ids.shape):
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids shape "
+                             f"{tuple(input_ids.shape)}.")
+        given = {"input_ids": input_ids, "attention_mask": attention_mask}
+        feed = {name: given[name].detach().to("cpu", torch.int64).contiguous().numpy() for name in self._text_inputs}
+        return _output(self.text_session.run(None, feed)[0])
+
+    def get_logit_scale(self) -> torch.Tensor:
+        """`exp(logit_scale)` after the model's clamp, as exported."""
+        return torch.tensor(self.export_config.logit_scale)
+
+    def __repr__(self) -> str:
+        return f"OnnxUniCLModel({str(self.folder)!r}, int8={self.int8})"
