@@ -66,7 +66,7 @@ def main(argv=None) -> int:
           f"text {config.parity_max_abs_diff['text']:.2e}; logit scale {config.logit_scale:.4g}; opset {config.opset}")
     if config.int8:
         cosine = config.int8_options["min_image_cosine_to_fp32_at_export"]
-        print(f"int8 image graph: lowest cosine to fp32 at export {cosine:.5f} (zero-shot agreement: "
+        print(f"int8 image graph: largest cosine distance to fp32 at export {1 - cosine:.1e} (zero-shot agreement: "
               "scripts/onnx_agreement.py)")
     return 0
 
