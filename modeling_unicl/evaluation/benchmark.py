@@ -57,7 +57,7 @@ def wds_source(spec: str, image_processor, split: str = "test", templates: Seque
     templates = tuple(templates) if templates is not None else wds.templates
     if templates is None:
         raise ValueError(
-            f"{wds.folder} has no zeroshot_classification_templates.txt; give the templates to use (--templates)."
+            f"{wds.folder} has no zeroshot_classification_templates.txt; pass templates=[...] to say which to use."
         )
     return EvalSource(wds.name, WebDatasetShards(wds, image_processor), wds.class_names, templates)
 

@@ -86,8 +86,8 @@ def check_export_folder(folder: str | Path, int8: bool = False) -> ExportConfig:
         if not (path / graph_file(tower)).is_file():
             raise ValueError(f"{path} has no {graph_file(tower)}: the export is incomplete; export it again.")
         if int8 and not (path / graph_file(tower, int8=True)).is_file():
-            raise ValueError(f"{path} has no {graph_file(tower, int8=True)}: it was exported without --int8; "
-                             "export it again with --int8 (or leave out --int8).")
+            raise ValueError(f"{path} has no {graph_file(tower, int8=True)}: it was exported without int8 "
+                             "graphs; export it again with them, or load it without int8.")
     if not (path / "tokenizer.json").is_file():
         raise ValueError(f"{path} has no tokenizer.json: the processor files are missing; export it again.")
     return config

@@ -22,7 +22,7 @@ def check_inference_model(model_path: str | os.PathLike, backend: str = "pytorch
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
     if backend == "pytorch":
         if int8:
-            raise ValueError("int8 runs on the onnxruntime backend only (a folder exported with --int8).")
+            raise ValueError("int8 graphs run on the onnxruntime backend only, from a folder exported with them.")
         check_unicl_folder(os.fspath(model_path))
     else:
         check_export_folder(model_path, int8=int8)

@@ -45,8 +45,8 @@ def _check_arguments(output_dir: Path, opset: int, overwrite: bool) -> None:
     if output_dir.is_symlink() or (output_dir.exists() and not output_dir.is_dir()):
         raise ValueError(f"output folder {output_dir} exists and is not a directory.")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ValueError(f"output folder {output_dir} exists and is not empty; pass overwrite=True (--overwrite) to "
-                         "replace it.")
+        raise ValueError(f"output folder {output_dir} exists and is not empty; pass overwrite=True to replace "
+                         "it.")
 
 
 def _check_model(model) -> None:
