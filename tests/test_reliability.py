@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Image, Value
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
@@ -75,7 +75,9 @@ def as_input(image: PILImage.Image, kind: str, tmp_path):
         return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
     encoded = io.BytesIO()
     image = image.convert("LA") if image.mode == "La" else image  # La cannot be encoded
-    image.save(encoded, format="TIFF" if image.mode in ("F", "I", "CMYK", "YCbCr") else "PNG")
+    # YCbCr goes as JPEG, its native colour space: Pillow 12.3 writes YCbCr TIFFs it cannot read back
+    formats = {"F": "TIFF", "I": "TIFF", "CMYK": "TIFF", "YCbCr": "JPEG"}
+    image.save(encoded, format=formats.get(image.mode, "PNG"))
     if kind == "png_bytes":
         return encoded.getvalue()
     path = tmp_path / "image.bin"
@@ -95,6 +97,11 @@ def as_input(image: PILImage.Image, kind: str, tmp_path):
     kind=st.sampled_from(INPUT_KINDS),
     seed=st.integers(0, 2**16),
 )
+# every encoded mode once, whatever the random draw (a YCbCr TIFF that Pillow could not read back failed CI once)
+@example(width=1, height=1, mode="YCbCr", kind="png_bytes", seed=0)
+@example(width=3, height=2, mode="CMYK", kind="path", seed=1)
+@example(width=2, height=5, mode="F", kind="png_bytes", seed=2)
+@example(width=7, height=1, mode="I", kind="path", seed=3)
 def test_any_mode_size_and_input_kind_becomes_rgb_of_crop_size(processor, tmp_path, width, height, mode, kind, seed):
     value = as_input(make_image(mode, width, height, seed), kind, tmp_path)
     rgb = to_rgb(value)
