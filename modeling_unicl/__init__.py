@@ -12,12 +12,13 @@ from transformers import (
     AutoModelForImageClassification,
     AutoModelForZeroShotImageClassification,
     AutoProcessor,
+    AutoTokenizer,
 )
 
 from .configuration_unicl import UniCLConfig
 from .loss_unicl import clip_loss, gather_features, unicl_loss
 from .modeling_unicl import UniCLForImageClassification, UniCLModel, UniCLOutput, UniCLPreTrainedModel
-from .processing_unicl import UniCLImageProcessor, UniCLProcessor, build_clip_tokenizer
+from .processing_unicl import UniCLImageProcessor, UniCLProcessor, UniCLTokenizer, build_clip_tokenizer
 
 AutoConfig.register(UniCLConfig.model_type, UniCLConfig, exist_ok=True)
 AutoModel.register(UniCLConfig, UniCLModel, exist_ok=True)
@@ -25,6 +26,7 @@ AutoModelForZeroShotImageClassification.register(UniCLConfig, UniCLModel, exist_
 AutoModelForImageClassification.register(UniCLConfig, UniCLForImageClassification, exist_ok=True)
 AutoImageProcessor.register(UniCLConfig, image_processor_classes={"pil": UniCLImageProcessor}, exist_ok=True)
 AutoProcessor.register(UniCLConfig, UniCLProcessor, exist_ok=True)
+AutoTokenizer.register(UniCLConfig, fast_tokenizer_class=UniCLTokenizer, exist_ok=True)
 
 # Lazily imported: they pull in transformers' Trainer / datasets, which a model-only user does not need.
 _LAZY = {
@@ -57,6 +59,7 @@ __all__ = [
     "UniCLOutput",
     "UniCLPreTrainedModel",
     "UniCLProcessor",
+    "UniCLTokenizer",
     "build_clip_tokenizer",
     "clip_loss",
     "gather_features",

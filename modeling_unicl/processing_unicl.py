@@ -16,12 +16,15 @@ from transformers import CLIPTokenizer, ProcessorMixin
 from transformers.image_utils import PILImageResampling
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.processing_utils import ImagesKwargs
+from transformers.utils import logging as hf_logging
 
 # OpenAI's CLIP BPE merges (MIT, see LICENSE_CLIP_BPE.txt), shipped as package data.
 BPE_VOCAB_FILE = Path(__file__).resolve().parent / "bpe_simple_vocab_16e6.txt.gz"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 CONTEXT_LENGTH = 77
+
+logger = hf_logging.get_logger(__name__)
 
 
 # ------------------------------------------------------------------------------------------- image conversion
@@ -354,12 +357,49 @@ def clip_bpe_vocab_and_merges(path: str = str(BPE_VOCAB_FILE)) -> tuple[dict[str
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def build_clip_tokenizer(model_max_length: int = CONTEXT_LENGTH) -> CLIPTokenizer:
-    """A transformers `CLIPTokenizer` equal to `openai/clip-vit-base-patch32`'s, built without network access.
+class UniCLTokenizer(CLIPTokenizer):
+    """CLIP's tokenizer (same vocabulary, same files, same ids) with two defaults that
+    `pipeline("zero-shot-image-classification")` needs: the pipeline calls the tokenizer with `padding=True` only and
+    drops `tokenizer_kwargs`, so a long candidate label would otherwise reach the text tower untruncated.
+
+    * Texts longer than `model_max_length` (77) are truncated unless `truncation` or `max_length` is passed; the
+      end-of-text token, which the text tower pools at, is kept, and a warning says how many texts were cut.
+    * An empty list of texts (a pipeline called with `candidate_labels=[]`) is a `ValueError`, not an `IndexError`
+      deep inside the tokenizer.
+    """
+
+    def __call__(self, text=None, *args, **kwargs):
+        if isinstance(text, (list, tuple)) and len(text) == 0:
+            raise ValueError(
+                "No texts to tokenize: got an empty list. The zero-shot pipeline needs at least one candidate label "
+                "(candidate_labels=['cat', 'dog'])."
+            )
+        truncate_by_default = not args and kwargs.get("truncation") is None and kwargs.get("max_length") is None
+        if truncate_by_default:
+            kwargs["truncation"] = True
+        encoding = super().__call__(text, *args, **kwargs)
+        if truncate_by_default:
+            self._warn_about_truncated_texts(encoding)
+        return encoding
+
+    def _warn_about_truncated_texts(self, encoding) -> None:
+        per_text = encoding.encodings or []
+        truncated = sum(1 for item in per_text if item.overflowing)
+        if truncated:
+            logger.warning(
+                f"{truncated} of {len(per_text)} text(s) are longer than {self.model_max_length} tokens and were "
+                "truncated to fit the text tower (the end-of-text token is kept). Pass truncation=False to keep them "
+                "whole, or shorten them."
+            )
+
+
+def build_clip_tokenizer(model_max_length: int = CONTEXT_LENGTH) -> UniCLTokenizer:
+    """A `UniCLTokenizer` (transformers' `CLIPTokenizer` with safe defaults) equal to `openai/clip-vit-base-patch32`'s
+    tokenizer, built without network access.
 
     It pads with `<|endoftext|>` (49407) and, unlike OpenAI's reference, does not run ftfy / HTML-unescape."""
     vocab, merges = clip_bpe_vocab_and_merges()
-    return CLIPTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
+    return UniCLTokenizer(vocab=dict(vocab), merges=list(merges), model_max_length=model_max_length)
 
 
 def context_length(tokenizer) -> int:
@@ -367,6 +407,9 @@ def context_length(tokenizer) -> int:
     sentinel for "unset"), else CLIP's 77."""
     max_length = getattr(tokenizer, "model_max_length", None)
     return max_length if isinstance(max_length, int) and 0 < max_length <= 4096 else CONTEXT_LENGTH
+
+
+CLIP_TOKENIZER_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast", "UniCLTokenizer")  # all read tokenizer.json
 
 
 def _tokenizer_class(folder: Path) -> str | None:
@@ -386,8 +429,8 @@ def _first_invalid_json(folder: Path) -> Path | None:
 
 
 class UniCLProcessor(ProcessorMixin):
-    r"""Image processor ([`UniCLImageProcessor`]) + tokenizer ([`CLIPTokenizer`]). With no arguments it builds both
-    from the package's own data, with no network access.
+    r"""Image processor ([`UniCLImageProcessor`]) + tokenizer ([`UniCLTokenizer`], a [`CLIPTokenizer`]). With no
+    arguments it builds both from the package's own data, with no network access.
 
     Texts are truncated to 77 tokens by default, keeping the end-of-text token, which UniCL's text tower pools at.
     """
@@ -410,7 +453,7 @@ class UniCLProcessor(ProcessorMixin):
                 folder = Path(text, kwargs.get("subfolder") or "")
             elif os.path.exists(text) or text.startswith((".", "/", "~")) or text.count("/") > 1:
                 raise OSError(f"Processor folder {text!r} does not exist (or is not a folder).")
-        if folder is not None and _tokenizer_class(folder) in (None, "CLIPTokenizer", "CLIPTokenizerFast"):
+        if folder is not None and _tokenizer_class(folder) in (None, *CLIP_TOKENIZER_CLASSES):
             has_vocab = (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
             if not (folder / "tokenizer.json").is_file() and not has_vocab:
                 raise OSError(
@@ -438,10 +481,12 @@ class UniCLProcessor(ProcessorMixin):
 
 UniCLImageProcessor.register_for_auto_class("AutoImageProcessor")
 UniCLProcessor.register_for_auto_class("AutoProcessor")
+UniCLTokenizer.register_for_auto_class("AutoTokenizer")
 
 __all__ = [
     "UniCLImageProcessor",
     "UniCLProcessor",
+    "UniCLTokenizer",
     "UnreadableImageError",
     "build_clip_tokenizer",
     "clip_bpe_vocab_and_merges",

@@ -1,6 +1,7 @@
 """A saved folder must work where `modeling_unicl` is not installed (what the Hub does after a download)."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -94,6 +95,40 @@ def test_zero_shot_pipeline_in_process(saved_folder):
         assert scores[label] == pytest.approx(prob, abs=1e-5)
 
 
+def test_pipeline_truncates_a_long_label_with_a_warning_and_refuses_no_labels(saved_folder, caplog):
+    """transformers' pipeline tokenizes with padding=True only (it drops tokenizer_kwargs): the folder's own
+    `UniCLTokenizer` truncates to the context, keeping the end-of-text token, and says so."""
+    classifier = pipeline("zero-shot-image-classification", model=str(saved_folder))
+    assert type(classifier.tokenizer).__name__ == "UniCLTokenizer"
+    long_label = " ".join(["tabby"] * 120)
+    labels = [long_label, "dog"]
+    with caplog.at_level(logging.WARNING):
+        scores = {r["label"]: r["score"] for r in classifier(_images(1)[0], candidate_labels=labels)}
+    assert "1 of 2 text(s) are longer than 77 tokens and were truncated" in caplog.text
+    processor = tiny_processor()  # truncates explicitly: the reference for the pipeline's scores
+    inputs = processor(images=_images(1), text=[f"This is a photo of {x}." for x in labels], return_tensors="pt")
+    assert inputs["input_ids"].shape[1] == 77 and inputs["input_ids"][0, -1].item() == 49407  # end-of-text kept
+    with torch.no_grad():
+        probs = classifier.model(**inputs).logits_per_image.softmax(-1)[0]
+    assert scores[long_label] == pytest.approx(probs[0].item(), abs=1e-5)
+    with pytest.raises(ValueError, match="at least one candidate label"):
+        classifier(_images(1)[0], candidate_labels=[])
+
+
+def test_unicl_tokenizer_gives_clip_ids_and_truncates_only_by_default(saved_folder):
+    from transformers import AutoTokenizer, CLIPTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(saved_folder)
+    clip = CLIPTokenizer.from_pretrained(saved_folder)
+    assert type(tokenizer).__name__ == "UniCLTokenizer" and isinstance(tokenizer, CLIPTokenizer)
+    texts = ["a photo of a cat.", "A Dog on the GRASS!"]
+    assert tokenizer(texts)["input_ids"] == clip(texts)["input_ids"]
+    long_text = "cat " * 100
+    assert len(tokenizer(long_text)["input_ids"]) == 77
+    assert len(tokenizer(long_text, truncation=False)["input_ids"]) == 102  # asked for: kept whole
+    assert len(tokenizer(long_text, max_length=10, truncation=True)["input_ids"]) == 10
+
+
 def test_zero_shot_pipeline_in_a_clean_process(saved_folder, tmp_path):
     run_isolated_python(
         f"""
@@ -108,6 +143,14 @@ def test_zero_shot_pipeline_in_a_clean_process(saved_folder, tmp_path):
         out = classifier(images, candidate_labels=["cat", "dog", "cow"], hypothesis_template="a sketch of a {{}}.",
                          batch_size=2)
         assert len(out) == 3 and all(len(r) == 3 for r in out), out
+        assert type(classifier.tokenizer).__name__ == "UniCLTokenizer", type(classifier.tokenizer)
+        out = classifier(images[0], candidate_labels=["cat " * 100, "dog"])  # truncated, not an error
+        assert len(out) == 2, out
+        try:
+            classifier(images[0], candidate_labels=[])
+            raise AssertionError("no error for an empty label list")
+        except ValueError as error:
+            assert "at least one candidate label" in str(error), error
         """,
         cwd=tmp_path,
     )
