@@ -5,6 +5,7 @@
                                 [--no_keep_freed_memory] [--bf16 auto|on|off]
     python scripts/benchmark.py --malloc_ab STEPS     # keep_freed_memory off vs on, fresh single-model processes
     python scripts/benchmark.py --device cuda [--compile] [--quick] [--json PATH]   # on an accelerator (5. below)
+    python scripts/benchmark.py --data_path_only [--quick] [--json PATH]            # only 6. below (~1 min)
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
    then per image batch one image forward + one matmul) vs transformers' `pipeline("zero-shot-image-classification")`
@@ -27,11 +28,16 @@
 4. Peak RSS of two training steps (the first allocates AdamW's state) without vs with
    `activation_checkpointing_enable()`, each in a fresh subprocess with glibc's default malloc, and once more without
    checkpointing under `keep_freed_memory()` (what the speed setting costs in memory).
+6. The training data path on one core (`data_path_speedup_vs_full_decode`): 1024x768 JPEGs in webdataset shards ->
+   read -> decode -> random resized crop 224 -> normalise -> tokenise + collate (`ExampleMaker`, `UniCLCollator`),
+   JPEGs decoded at a reduced scale when the crop allows (ours) vs the same path with a full-size decode before the
+   crop (open_clip's and run_clip's transforms); samples per CPU second, round-robin passes, medians; and the
+   worker processes (cores) needed to feed 1,000 images/s.
 
 5. `--device cuda` measures only this, on the accelerator: the training step of ours vs the dual encoder (both bf16
    autocast, SDPA, `--compile`: `torch.compile`), on identical 77-token inputs and padded to the longest, and
-   zero-shot images/s of ours vs the CLIP pipeline on the same device. The loader-workers row needs the streaming
-   data path, which does not exist yet; the row says so.
+   zero-shot images/s of ours vs the CLIP pipeline on the same device; and the dataloader workers (host cores) that
+   keep the training step fed, from the data path of 6. measured on the host.
 
 Everything else runs with `modeling_unicl.utils.runtime.keep_freed_memory()` (glibc keeps freed memory for reuse), as
 `scripts/train.py` does by default; `--no_keep_freed_memory` measures without. It applies to every model alike.
@@ -55,6 +61,7 @@ from pathlib import Path
 import torch
 from benchmarks import report
 from benchmarks.accelerator import bench_accelerator
+from benchmarks.data_path import bench_data_path
 from benchmarks.measure import load_average, machine_info, matmul_peak, native_bf16
 from benchmarks.train_steps import bench_train
 from benchmarks.workers import malloc_ab, malloc_worker, measure_rss, rss_worker
@@ -78,6 +85,9 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     machine = {**machine_info(), "keep_freed_memory": keep_freed, "native_bf16": native_bf16()}
     bf16 = machine["native_bf16"] if bf16 is None else bf16
 
+    log("data path (shards -> collated batches, one core) ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = bench_data_path(processor, settings, Path(tmp))
     # The machine's matmul rate drifts (shared hosts): measured before, between and after; the best one is the peak.
     peaks = [matmul_peak(settings.matmul_size, settings.matmul_reps)]
     log("training steps (profile, FLOPs, round-robin timing) ...")
@@ -92,7 +102,24 @@ def run_benchmark(settings: Settings, config=None, clip_cfg=None, processor=None
     peaks.append(matmul_peak(settings.matmul_size, settings.matmul_reps))
 
     machine["load_average_at_end"] = load_average()
-    results = report.results(settings, machine, train=train, rss=rss, zero_shot=zero_shot, peaks=peaks, bf16=bf16)
+    results = report.results(settings, machine, train=train, rss=rss, zero_shot=zero_shot, peaks=peaks, bf16=bf16,
+                             data_path=data_path)
+    results["elapsed_s"] = time.perf_counter() - started
+    return results
+
+
+def run_data_path_benchmark(settings: Settings, processor=None, log=print) -> dict:
+    """Benchmark 6 alone (`--data_path_only`); `processor` defaults to the paper's (224 px crops)."""
+    from modeling_unicl import UniCLProcessor
+
+    processor = processor if processor is not None else UniCLProcessor()
+    started = time.perf_counter()
+    machine = machine_info()
+    log("data path (shards -> collated batches, one core) ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = bench_data_path(processor, settings, Path(tmp))
+    machine["load_average_at_end"] = load_average()
+    results = report.data_path_results(settings, machine, data_path)
     results["elapsed_s"] = time.perf_counter() - started
     return results
 
@@ -133,6 +160,8 @@ def parse_args(argv):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: only the accelerator benchmark (5.), bf16 autocast and SDPA on the GPU")
     parser.add_argument("--compile", action="store_true", help="with --device cuda: torch.compile both models")
+    parser.add_argument("--data_path_only", action="store_true",
+                        help="only the data-path figure (6.): reduced-scale vs full-size JPEG decoding, one core")
     parser.add_argument("--malloc_ab", type=int, default=None, metavar="STEPS",
                         help="only compare training steps with keep_freed_memory off vs on (fresh processes, STEPS "
                              "timed steps each) and print the JSON")
@@ -180,7 +209,12 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    if args.device == "cuda":
+    if args.data_path_only and args.device != "cpu":
+        print("error: --data_path_only measures the CPU data path; leave out --device", file=sys.stderr)
+        return 2
+    if args.data_path_only:
+        results = run_data_path_benchmark(settings, log=log)
+    elif args.device == "cuda":
         if not torch.cuda.is_available():
             print("error: --device cuda: no CUDA device is available (torch.cuda.is_available() is False)",
                   file=sys.stderr)

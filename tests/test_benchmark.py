@@ -15,7 +15,8 @@ from benchmarks import measure, report, workers, workloads  # noqa: E402
 
 TINY = workloads.Settings("tiny", num_classes=12, num_templates=3, zero_shot_batch=2, zero_shot_reps=1,
                           pipeline_images=1, train_batch=2, warmup_steps=0, train_steps=1, matmul_size=64,
-                          matmul_reps=1)
+                          matmul_reps=1, data_path_images=3, data_path_image_size=(96, 72), data_path_shard_size=2,
+                          data_path_batch=2, data_path_rounds=1)
 TEXT = {**TINY_CLIP_TEXT, "max_position_embeddings": 77}
 
 
@@ -215,8 +216,8 @@ RESULT_KEYS = [
     "zero_shot_onnx",
     "train_step_ratio_vs_dual_encoder", "train_step_ratio_padded_to_longest_vs_77",
     "train_step_padded_to_longest_ceiling", "train_step_trim_padding_vs_untrimmed", "train_step_bf16_autocast_vs_fp32",
-    "train_step_bf16_ratio_vs_dual_encoder_bf16", "flops_fraction_of_peak", "grad_checkpointing_rss_reduction", "train",
-    "elapsed_s",
+    "train_step_bf16_ratio_vs_dual_encoder_bf16", "flops_fraction_of_peak", "grad_checkpointing_rss_reduction",
+    "data_path_speedup_vs_full_decode", "data_path", "train", "elapsed_s",
 ]
 
 
@@ -247,7 +248,12 @@ def measurements() -> dict:
     rss = {name: {"step_increase_mib": inc, "peak_rss_mib": peak, "first_forward_backward_increase_mib": inc / 2}
            for name, inc, peak in (("without", 100.0, 1000.0), ("with", 60.0, 960.0),
                                    ("without_keep_freed", 100.0, 1100.0))}
-    return {"train": train, "rss": rss, "zero_shot": zero_shot, "peaks": [80.0, 100.0, 90.0]}
+    per_core = {"draft": 150.0, "full_decode": 100.0, "draft_decode_and_crop": 200.0, "full_decode_and_crop": 100.0}
+    data_path = {"samples_per_s_per_core": per_core, "samples_per_s_wall": per_core,
+                 "workers_for_1000_images_per_s": {"draft": 7, "full_decode": 10}, "images": 8,
+                 "image_size": [1024, 768], "crop_size": [224, 224], "jpeg_quality": 90, "jpeg_bytes_per_pixel": 0.3,
+                 "shards": 2, "batch_size": 4, "draft_reductions_first_round": {"1/1": 2, "1/2": 6}}
+    return {"train": train, "rss": rss, "zero_shot": zero_shot, "peaks": [80.0, 100.0, 90.0], "data_path": data_path}
 
 
 def test_report_makes_the_figures_from_given_measurements():
@@ -275,6 +281,10 @@ def test_report_makes_the_figures_from_given_measurements():
     table = report.markdown({**results, "elapsed_s": 1.0})
     assert "| `train_step_ratio_vs_dual_encoder` | 2 images/s | 1 images/s |" in table
     assert "| 2 | >= 1: met |" in table and "Machine: test cpu, 2 cores" in table
+    data_path = results["data_path_speedup_vs_full_decode"]
+    assert data_path["value"] == 1.5 and data_path["goal"] == 2 and not data_path["goal_met"]
+    assert "| `data_path_speedup_vs_full_decode` | 150 samples/s per core | 100 samples/s per core |" in table
+    assert "Data path: 7 worker processes (cores) feed 1,000 images/s" in table and "1/2 6" in table
 
 
 def test_worker_runs_through_the_front_script_from_any_directory(tmp_path, monkeypatch):
@@ -339,6 +349,13 @@ def test_accelerator_report_from_given_measurements():
     assert results["accelerator_zero_shot_vs_pipeline"]["ratio"] == 100
     table = report.markdown({**results, "elapsed_s": 1.0})
     assert "Accelerator: Test GPU" in table and "streaming data path" in table and "bf16 autocast, SDPA" in table
+    measured = {"samples_per_s_per_core": {"draft": 150.0, "full_decode": 100.0}}
+    workers = report.accelerator_results(TINY, machine, {**accelerator, "data_path": measured})[
+        "accelerator_loader_workers_per_accelerator"]
+    # 400 images/s to feed: ceil(400 / 150) and ceil(400 / 100) workers
+    assert (workers["ours"], workers["peer"], workers["value"]) == (3, 4, 3)
+    assert "| `accelerator_loader_workers_per_accelerator` | 3 workers | 4 workers |" in report.markdown(
+        {**results, "accelerator_loader_workers_per_accelerator": workers, "elapsed_s": 1.0})
 
 
 def test_accelerator_benchmark_runs_on_the_cpu_code_path(tmp_path):
@@ -349,7 +366,8 @@ def test_accelerator_benchmark_runs_on_the_cpu_code_path(tmp_path):
     assert results["device"] == "cpu"
     assert set(results["accelerator"]["train"]["step_s"]) == {"ours_77", "dual_encoder_77", "ours_longest"}
     assert results["accelerator_zero_shot_vs_pipeline"]["ratio"] > 0
-    assert "skipped" in results["accelerator_loader_workers_per_accelerator"]
+    workers = results["accelerator_loader_workers_per_accelerator"]
+    assert workers["ours"] >= 1 and workers["peer"] >= 1 and workers["value"] == workers["ours"]
     json.loads(json.dumps(results))
 
 

@@ -10,6 +10,15 @@ Augmentation (training, no torchvision)
     processor's rescale + normalisation only (its resize / center crop are replaced by the crop). Evaluation
     (`train=False`) uses the image processor as it is.
 
+Encoded images (shards)
+    A row's image may also be the encoded file's bytes. For a JPEG with augmentation on, the crop is drawn from the
+    full-size (width, height) read from the header (the same draws as for the decoded image, so the same boxes),
+    then the JPEG is decoded at the smallest scale (1/2, 1/4 or 1/8, libjpeg's scaled IDCT through PIL's `draft`)
+    that keeps the crop at least the output size in both dimensions: the inverse DCT, colour conversion and resize
+    then work on 1/4 (or fewer) of the pixels, and the crop is never upsampled more than from the full-size image.
+    Anything else (other formats, EXIF-rotated JPEGs, crops too small to reduce, evaluation) is decoded at full
+    size, exactly as a decoded image is.
+
 Randomness
     The template and the augmentation of a sample come from one generator seeded with (seed, epoch, uid), where uid
     is the row's fixed id (`modeling_unicl.data.sources`): nothing depends on global random state, worker ids or
@@ -18,15 +27,24 @@ Randomness
 
 from __future__ import annotations
 
+import io
 import math
 from numbers import Integral, Real
 from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import ExifTags
 from PIL import Image as PILImage
 
+from ..processing_unicl import UnreadableImageError, to_rgb
+
 __all__ = ["ExampleMaker", "RandomResizedCropAndFlip", "sample_rng", "training_image_size"]
+
+ENCODED_IMAGE_TYPES = (bytes, bytearray, memoryview)  # a shard member's content, as webdataset reads it
+JPEG_DRAFT_REDUCTIONS = (8, 4, 2)  # the scales libjpeg decodes at directly (1/8, 1/4, 1/2), largest first
+# What PIL raises on bytes that are not an image or do not decode (UnidentifiedImageError is an OSError).
+_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, IndexError, PILImage.DecompressionBombError)
 
 
 def sample_rng(seed: int, epoch: int, uid: int) -> np.random.Generator:
@@ -111,8 +129,48 @@ class RandomResizedCropAndFlip:
 
     def __call__(self, image: PILImage.Image, rng: np.random.Generator) -> PILImage.Image:
         left, top, crop_w, crop_h = self.get_params(image.width, image.height, rng)
+        return self._resize_and_flip(image, (left, top, left + crop_w, top + crop_h), rng)
+
+    def from_encoded(self, data: bytes, rng: np.random.Generator) -> PILImage.Image:
+        """The crop of an encoded image (a file's bytes), 8-bit RGB: the same crop box and flip as
+        `self(to_rgb(data), rng)`, and for a JPEG decoded at the smallest scale the crop allows
+        (`draft_reduction`); other images are decoded at full size (see the module docstring).
+
+        Raises `UnreadableImageError` (a `ValueError`, one of `sources.UNREADABLE_IMAGE_ERRORS`) for bytes that are
+        not an image, or that are truncated or corrupt."""
+        data = bytes(data)
+        image = _open_encoded(data)
+        if image.format != "JPEG" or _exif_orientation(image, data) not in (1, None):
+            # EXIF rotation swaps or mirrors the axes the crop is drawn on: decoded and rotated first, as to_rgb does
+            return self(to_rgb(data), rng)
+        left, top, crop_w, crop_h = self.get_params(image.width, image.height, rng)
+        box = (left, top, left + crop_w, top + crop_h)
+        reduction = self.draft_reduction(crop_w, crop_h)
+        if reduction > 1:
+            full_width, full_height = image.size
+            drafted = image.draft("RGB", (full_width // reduction, full_height // reduction))
+            # draft picks the scale from the requested size; the box it returns is the full image in decoded pixels
+            if drafted is not None:
+                scale_x, scale_y = drafted[1][2] / full_width, drafted[1][3] / full_height
+                box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
+        try:
+            image.load()
+        except _DECODE_ERRORS as error:
+            raise UnreadableImageError(f"Cannot decode the image bytes ({len(data)} bytes): {error}") from error
+        return self._resize_and_flip(to_rgb(image), box, rng)
+
+    def draft_reduction(self, crop_width: int, crop_height: int) -> int:
+        """The largest of 8, 4, 2 that still leaves a (crop_width, crop_height) crop at least the output size in both
+        dimensions once decoded at 1/reduction scale; 1 when none does."""
         height, width = self.size
-        out = image.resize((width, height), resample=self.resample, box=(left, top, left + crop_w, top + crop_h))
+        for reduction in JPEG_DRAFT_REDUCTIONS:
+            if crop_width >= width * reduction and crop_height >= height * reduction:
+                return reduction
+        return 1
+
+    def _resize_and_flip(self, image: PILImage.Image, box: tuple, rng: np.random.Generator) -> PILImage.Image:
+        height, width = self.size
+        out = image.resize((width, height), resample=self.resample, box=box)
         if rng.random() < self.flip_prob:
             out = out.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
         return out
@@ -122,6 +180,25 @@ class RandomResizedCropAndFlip:
             f"{type(self).__name__}(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
             f"flip_prob={self.flip_prob})"
         )
+
+
+def _open_encoded(data: bytes) -> PILImage.Image:
+    """The image in `data`, opened lazily (header only: the pixels are decoded by `load`)."""
+    try:
+        return PILImage.open(io.BytesIO(data))
+    except _DECODE_ERRORS as error:
+        raise UnreadableImageError(
+            f"Image bytes ({len(data)} bytes, starting {data[:8]!r}) are not a readable image: {error}"
+        ) from error
+
+
+def _exif_orientation(image: PILImage.Image, data: bytes) -> int | None:
+    try:
+        return image.getexif().get(ExifTags.Base.Orientation, 1)
+    except _DECODE_ERRORS as error:
+        raise UnreadableImageError(
+            f"Cannot read the EXIF data of the image bytes ({len(data)} bytes): {error}"
+        ) from error
 
 
 def training_image_size(image_processor, image_size=None) -> tuple[int, int]:
@@ -141,7 +218,12 @@ def training_image_size(image_processor, image_size=None) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------------------ examples
 class ExampleMaker:
-    """A decoded row (`{"image", "caption", "label", "uid"}`) and its epoch -> `{"pixel_values", "text", "labels"}`.
+    """A row (`{"image", "caption", "label", "uid"}`) and its epoch -> `{"pixel_values", "text", "labels"}`.
+
+    `image` is a decoded RGB PIL image (the map-style dataset) or the encoded file's bytes (shards): a JPEG is then
+    decoded at a reduced scale when the training crop allows it, with the same crop box as at full size (module
+    docstring). Bytes that are not an image, or are truncated or corrupt, raise `UnreadableImageError` (a
+    `ValueError`, so one of `sources.UNREADABLE_IMAGE_ERRORS`): a streaming reader catches it to skip the sample.
 
     Args:
         image_processor: normalises (and, without augmentation, resizes and crops) the image.
@@ -175,10 +257,14 @@ class ExampleMaker:
             return record["caption"]
         return template.format(self.class_names[record["label"]])
 
-    def pixel_values(self, image: PILImage.Image, rng: np.random.Generator) -> torch.Tensor:
-        """(3, H, W): augmented then normalised, or the image processor's evaluation transform."""
+    def pixel_values(self, image: PILImage.Image | bytes, rng: np.random.Generator) -> torch.Tensor:
+        """(3, H, W): augmented then normalised, or the image processor's evaluation transform. `image` is a decoded
+        RGB PIL image or an encoded file's bytes (a JPEG is then decoded at a reduced scale when the crop allows:
+        `RandomResizedCropAndFlip.from_encoded`)."""
+        encoded = isinstance(image, ENCODED_IMAGE_TYPES)
         if self.augmentation is None:
+            image = to_rgb(bytes(image)) if encoded else image
             return self.image_processor(image, return_tensors="pt")["pixel_values"][0]
-        augmented = self.augmentation(image, rng)
+        augmented = self.augmentation.from_encoded(image, rng) if encoded else self.augmentation(image, rng)
         processed = self.image_processor(augmented, do_resize=False, do_center_crop=False, return_tensors="pt")
         return processed["pixel_values"][0]

@@ -3,6 +3,7 @@ run, checked against its goal) and renders them as a markdown table. Needs no to
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 GOALS = {  # figure -> minimum value the issue asks for
@@ -13,12 +14,15 @@ GOALS = {  # figure -> minimum value the issue asks for
     "train_step_ratio_padded_to_longest_vs_77": 1.5,
     "flops_fraction_of_peak": 0.40,
     "grad_checkpointing_rss_reduction": 0.30,
+    "data_path_speedup_vs_full_decode": 2.0,
 }
 
 BF16_SKIPPED = ("not measured: this CPU has no native bf16 (oneDNN: no AVX512-BF16 / AMX), autocast would time an "
                 "emulation; --bf16 on measures it anyway")
 CLIP_PIPELINE = "pipeline('zero-shot-image-classification') + CLIPModel ViT-B/32 (random init)"
 DUAL_ENCODER_77 = "VisionTextDualEncoderModel (same Swin + CLIP-text configs, CLIP loss), 77 tokens"
+FULL_DECODE_PATH = ("the same data path with a full-size decode before the crop (open_clip's and run_clip's "
+                    "transforms)")
 CEILING_NOTE = ("an upper bound, not a measurement of ours: our images/s if every FLOP of {what} ran at the fp32 "
                 "matmul peak and nothing else{others} took time")
 
@@ -38,6 +42,7 @@ ROWS = [  # the markdown table: figure, unit of its ours / peer columns
     ("train_step_bf16_ratio_vs_dual_encoder_bf16", "images/s"),
     ("flops_fraction_of_peak", "GFLOP/s"),
     ("grad_checkpointing_rss_reduction", "MiB per step"),
+    ("data_path_speedup_vs_full_decode", "samples/s per core"),
 ]
 
 
@@ -52,10 +57,11 @@ def with_goal(name: str, fig: dict, value: float | None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ results
-def results(settings, machine: dict, train: dict, rss: dict, zero_shot: dict, peaks: list[float], bf16: bool) -> dict:
+def results(settings, machine: dict, train: dict, rss: dict, zero_shot: dict, peaks: list[float], bf16: bool,
+            data_path: dict) -> dict:
     """Every figure from the measurements: `train` (`train_steps.bench_train`), `rss` (`workers.measure_rss`),
-    `zero_shot` (`zero_shot.bench_zero_shot`) and the fp32 matmul `peaks` (GFLOP/s; the highest counts). Without
-    `bf16` the bf16-autocast rows say why they were not measured."""
+    `zero_shot` (`zero_shot.bench_zero_shot`), the fp32 matmul `peaks` (GFLOP/s; the highest counts) and
+    `data_path` (`data_path.bench_data_path`). Without `bf16` the bf16-autocast rows say why they were not measured."""
     peak = max(peaks)
     return {
         "mode": settings.mode,
@@ -65,8 +71,16 @@ def results(settings, machine: dict, train: dict, rss: dict, zero_shot: dict, pe
         **train_figures(settings, train, peak, bf16),
         "flops_fraction_of_peak": flops_figure(settings, train, peaks),
         "grad_checkpointing_rss_reduction": rss_figure(rss),
+        "data_path_speedup_vs_full_decode": data_path_figure(data_path),
+        "data_path": data_path,
         "train": train,
     }
+
+
+def data_path_results(settings, machine: dict, data_path: dict) -> dict:
+    """`benchmark.py --data_path_only`: the data-path figure alone."""
+    return {"mode": settings.mode, "settings": asdict(settings), "machine": machine,
+            "data_path_speedup_vs_full_decode": data_path_figure(data_path), "data_path": data_path}
 
 
 def zero_shot_figures(settings, zero_shot: dict, peak: float, bf16: bool) -> dict:
@@ -191,6 +205,34 @@ def rss_figure(rss: dict) -> dict:
     return with_goal("grad_checkpointing_rss_reduction", fig, reduction)
 
 
+def data_path_figure(data_path: dict) -> dict:
+    """Samples/s per core of the whole data path (shard read -> decode -> crop -> normalise -> tokenise + collate),
+    JPEGs decoded at a reduced scale when the crop allows vs at full size; with the workers for 1,000 images/s."""
+    per_core = data_path["samples_per_s_per_core"]
+    size, crop = data_path["image_size"], data_path["crop_size"]
+    fig = figure(per_core["draft"], per_core["full_decode"], FULL_DECODE_PATH, "samples/s per core",
+                 workers_for_1000_images_per_s=data_path["workers_for_1000_images_per_s"],
+                 samples_per_s_wall=data_path["samples_per_s_wall"],
+                 decode_and_crop_only=figure(per_core["draft_decode_and_crop"], per_core["full_decode_and_crop"],
+                                             "PIL full-size decode + crop", "images/s per core"),
+                 draft_reductions=data_path["draft_reductions_first_round"],
+                 note=f"{data_path['images']} JPEGs of {size[0]}x{size[1]} (quality {data_path['jpeg_quality']}, "
+                      f"{data_path['jpeg_bytes_per_pixel']:.2f} bytes/pixel) in {data_path['shards']} webdataset "
+                      f"shards -> random resized crop {crop[1]}x{crop[0]} -> normalise -> tokenise + collate "
+                      f"(batches of {data_path['batch_size']}), one thread; per core: samples / process CPU seconds, "
+                      "medians of round-robin passes")
+    return with_goal("data_path_speedup_vs_full_decode", fig, fig["ratio"])
+
+
+def data_path_line(results: dict) -> str:
+    fig = results["data_path_speedup_vs_full_decode"]
+    workers, alone = fig["workers_for_1000_images_per_s"], fig["decode_and_crop_only"]
+    scales = ", ".join(f"{scale} {count}" for scale, count in fig["draft_reductions"].items())
+    return (f"Data path: {workers['draft']} worker processes (cores) feed 1,000 images/s with reduced-scale JPEG "
+            f"decoding, {workers['full_decode']} with full-size decodes; decode + crop alone {_num(alone['ours'])} vs "
+            f"{_num(alone['peer'])} images/s per core ({_num(alone['ratio'])}x); JPEG scales decoded: {scales}.")
+
+
 # ------------------------------------------------------------------------------------------------ accelerator
 ACCELERATOR_GOALS = {
     "accelerator_train_step_ratio_vs_dual_encoder": 1.0,
@@ -200,7 +242,7 @@ ACCELERATOR_ROWS = [
     ("accelerator_train_step_ratio_vs_dual_encoder", "images/s"),
     ("accelerator_train_step_ratio_padded_to_longest_vs_77", "images/s"),
     ("accelerator_zero_shot_vs_pipeline", "images/s"),
-    ("accelerator_loader_workers_per_accelerator", ""),
+    ("accelerator_loader_workers_per_accelerator", "workers"),
 ]
 
 
@@ -233,9 +275,24 @@ def accelerator_results(settings, machine: dict, accelerator: dict) -> dict:
             zero_shot["ours_bf16_autocast"], zero_shot["clip_pipeline"], f"{CLIP_PIPELINE}, fp32, same device",
             "images/s", note=f"ours: ZeroShotClassifier over {accelerator['zero_shot']['num_classes']} classes, bf16 "
                              "autocast around preprocessing + image forward + matmul"),
-        "accelerator_loader_workers_per_accelerator": accelerator["data_path"],
+        "accelerator_loader_workers_per_accelerator": loader_workers_figure(train["ours_longest"],
+                                                                            accelerator["data_path"]),
         "accelerator": accelerator,
     }
+
+
+def loader_workers_figure(images_per_s: float, data_path: dict) -> dict:
+    """Dataloader worker processes (one host core each) that keep one accelerator's training step (`images_per_s`)
+    fed: ours with reduced-scale JPEG decoding, the peer with full-size decodes (value: ours; fewer is better)."""
+    if "skipped" in data_path:
+        return data_path
+    per_core = data_path["samples_per_s_per_core"]
+    ours, peer = (math.ceil(images_per_s / per_core[name]) for name in ("draft", "full_decode"))
+    return {**figure(ours, peer, "the same data path with full-size JPEG decoding", "workers",
+                     images_per_s_to_feed=images_per_s, samples_per_s_per_core=per_core,
+                     note="the accelerator's training step (ours, padded to the longest caption) over one host "
+                          "core's data-path samples/s (benchmark 6, measured on this host in the same run)"),
+            "value": ours}
 
 
 # ------------------------------------------------------------------------------------------------ markdown
@@ -269,9 +326,17 @@ def markdown(results: dict) -> str:
                      f"{m['cpu']}, torch {m['torch']}, transformers {m['transformers']}. Mode: {results['mode']} "
                      f"({results['elapsed_s']:.0f} s).")
         return "\n".join(lines)
+    if "zero_shot" not in results:  # --data_path_only
+        lines = _table(results, [row for row in ROWS if row[0] == "data_path_speedup_vs_full_decode"])
+        lines.append("\n" + data_path_line(results))
+        lines.append(f"Machine: {m['cpu']}, {m['cpu_count']} cores, load average {m['load_average_at_start']} at the "
+                     f"start, {m['load_average_at_end']} at the end. Mode: {results['mode']} "
+                     f"({results['elapsed_s']:.0f} s).")
+        return "\n".join(lines)
     lines = _table(results, ROWS)
+    lines.append("\n" + data_path_line(results))
     cache = results["zero_shot_pipeline_cache"]
-    lines.append(f"\nPipeline on the UniCL folder: first call {cache['first_call_s']:.2f} s/image "
+    lines.append(f"Pipeline on the UniCL folder: first call {cache['first_call_s']:.2f} s/image "
                  f"({cache['first_call_text_forwards']} text forward), later calls "
                  f"{cache['later_calls_images_per_s']:.2f} images/s ({cache['later_calls_text_forwards']} text forwards).")
     onnx = results["zero_shot_onnx"]

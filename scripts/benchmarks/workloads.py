@@ -24,12 +24,17 @@ class Settings:
     train_steps: int  # timed steps per variant
     matmul_size: int
     matmul_reps: int
+    data_path_images: int = 256  # JPEGs through the data path per variant and round
+    data_path_image_size: tuple[int, int] = (1024, 768)  # (width, height)
+    data_path_shard_size: int = 64  # images per tar shard
+    data_path_batch: int = 32  # samples per collated batch
+    data_path_rounds: int = 3  # timed passes per variant, round-robin
 
 
 FULL = Settings("full", 1000, 80, 32, 3, 2, 32, 1, 5, 4096, 5)
 # At the full run's 1000 classes, so that its zero-shot ratios compare with the full run's (the pipeline's cost grows
 # with the classes; ours does not), with a one-template class matrix (what per-image cost does not depend on).
-QUICK = Settings("quick", 1000, 1, 16, 2, 1, 4, 1, 2, 2048, 3)
+QUICK = Settings("quick", 1000, 1, 16, 2, 1, 4, 1, 2, 2048, 3, data_path_images=64, data_path_rounds=2)
 
 
 # ------------------------------------------------------------------------------------------------ models
