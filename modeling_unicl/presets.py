@@ -50,10 +50,13 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     for preset in (
         ModelPreset(
             name="animals-small",
-            description="the embedded default: a 2-stage Swin at 48 px and a 2-layer, 128-wide CLIP text tower",
+            description="the embedded default: a 3-stage ResNet at 48 px and a 2-layer, 128-wide CLIP text tower",
+            # ResNet, not Swin: on 3,000 labelled 48 px silhouettes a convolutional tower converges within the main
+            # job's 940 steps (validation split, seed 0: 88.9% zero-shot over all 10 classes vs the 2-stage Swin's
+            # 49.6%), with fewer CPU-seconds per step (README "The embedded default").
             vision_config=dict(
-                model_type="swin", image_size=48, patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4],
-                window_size=3, drop_path_rate=0.0,
+                model_type="resnet", image_size=48, embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1],
+                layer_type="basic",
             ),
             text_config=dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4),
             projection_dim=128,

@@ -1,176 +1,466 @@
 #!/usr/bin/env python
-"""The paper's comparison in miniature, on the embedded animal silhouettes.
+"""The paper's claims in miniature: UniCL vs cross-entropy on pure labels, UniCL vs supervised vs CLIP on the union,
+and caption-to-class linking.
 
-Trains the same small model (the `animals-small` preset of modeling_unicl.presets) in the paper's regimes:
-  (a) supervised   image-label data only (7 seen classes, class-name prompts; the unified loss then behaves like
-                   supervised learning: every prompt of a class is a positive)
-  (b) clip         image-text data only, CLIP's loss (every pair its own label)
-  (c) unicl        the union of both with the unified loss; every regime sees each of its samples `--epochs` times,
-                   so (c) takes more steps
-  (c') unicl@clip  UniCL on the union, stopped at (b)'s step budget
-and reports zero-shot top-1 within the seen classes, within the held-out classes (each benchmark scored on its own
-class set, as in the paper) and over all 10 classes, plus linear-probe top-1 (all 10 classes), as mean and spread
-over `--seeds`. Writes `comparison.md`, `comparison.json` and `comparison.png` to `--output_dir`.
+Study "union" (the embedded animal silhouettes, the main job's model: the `animals-small` preset, a ResNet at 48 px):
+  (a)  supervised   image-label data only (7 seen classes), UniCL's loss on class prompts (the paper's supervised regime)
+  (a') ce           the same image tower + a linear classifier, cross-entropy on the same label data
+  (b)  clip         image-text data only, CLIP's loss (every pair its own label)
+  (c)  unicl        the union with UniCL's loss; each source seen `--epochs` times, as in its single-source regime
+  (c') unicl@clip   the union stopped at (b)'s step budget (equal steps)
+  (d)  unicl+link   (c) with caption-to-class linking (`link_captions_to_classes=True`)
+scored by zero-shot top-1 within the seen classes, within the held-out classes (each on its own class set, as the
+paper does), over all 10, and by a linear probe over all 10 (ce: its classifier's top-1 within the seen classes).
 
-    python scripts/reproduce_comparison.py --seeds 0 1 --epochs 10 --output_dir comparison
+Study "pure_label": UniCL's loss on image-label data only vs cross-entropy, for two image towers (ResNet, Swin) on two
+labelled image sets: the silhouettes (7 seen classes) and scikit-learn's handwritten digits (`load_digits`, BSD,
+1,797 8x8 images; needs `pip install scikit-learn`). Scored top-1 on each set's test images: UniCL by class-name
+prompts, cross-entropy by its classifier.
+
+Every run is seeded before its model exists; every regime uses the same data splits, augmentation (mild random
+crops, no flips) and optimiser settings; torch threads are fixed (`--threads`). Results: mean ± half-range over
+`--seeds`; a difference counts only beyond the spread (the two half-ranges added). Writes `comparison.md`,
+`comparison.json` and `comparison.png` to `--output_dir`.
+
+    python scripts/reproduce_comparison.py --seeds 0 1 2 --output_dir comparison
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
 
 from cli_utils import UsageError, exit_on_usage_error, markdown_table
 
-REGIMES = ("supervised", "clip", "unicl", "unicl@clip-steps")
+REGIMES = ("supervised", "ce", "clip", "unicl", "unicl@clip-steps", "unicl+link")
 REGIME_TITLES = {
-    "supervised": "(a) image-label only",
+    "supervised": "(a) image-label only, UniCL loss",
+    "ce": "(a') image-label only, cross-entropy",
     "clip": "(b) image-text only, CLIP loss",
     "unicl": "(c) UniCL, union",
     "unicl@clip-steps": "(c) UniCL, union, at (b)'s steps",
+    "unicl+link": "(d) UniCL, union, captions linked",
 }
 METRICS = ("zero_shot_seen", "zero_shot_held_out", "zero_shot_all", "linear_probe_all")
+STUDIES = ("union", "pure_label")
+TOWERS = ("resnet", "swin")
+DATASETS = ("silhouettes", "digits")
+# the Swin of the pure-label study: the main job's tower until issue 15 (2 stages, patch 4, window 3)
+SWIN_VISION = dict(
+    model_type="swin", patch_size=4, embed_dim=32, depths=[2, 2], num_heads=[2, 4], window_size=3, drop_path_rate=0.0
+)
+IMAGE_SIZES = {"silhouettes": 48, "digits": 32}  # the digits are 8x8: more pixels add nothing but time
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=float, default=10.0, help="passes over each regime's own samples")
+    parser.add_argument("--digits_epochs", type=float, default=20.0, help="passes over the 1,297 training digits")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads, fixed for comparability")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads, fixed for comparability")
     parser.add_argument("--output_dir", default="comparison")
+    parser.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    parser.add_argument("--towers", nargs="+", default=list(TOWERS), choices=TOWERS, help="pure-label study")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS, help="pure-label study")
+    parser.add_argument("--max_steps", type=int, default=None, help="cap every run (smoke tests only)")
+    parser.add_argument("--num_train", type=int, default=None, help="cap every training set (smoke tests only)")
     return parser.parse_args(argv)
 
 
-def train_regime(regime, data, seed, args, output_dir, max_steps=None):
-    """Trains one regime; returns (model, processor, number of optimizer steps)."""
-    from transformers import TrainingArguments, set_seed
+# ------------------------------------------------------------------------------------------------------- data
+class Data:
+    """One labelled set's splits: `label_train` (+ `caption_train` and the held-out benchmarks for the silhouettes)."""
 
-    from modeling_unicl.data import build_training_dataset
-    from modeling_unicl.training.trainer import UniCLTrainer
-    from modeling_unicl import UniCLModel
-    from modeling_unicl.presets import MODEL_PRESETS, processor_for_config
+    def __init__(self, label_train, eval_seen, caption_train=None, eval_held_out=None, eval_all=None):
+        self.label_train, self.eval_seen, self.caption_train = label_train, eval_seen, caption_train
+        self.eval_held_out, self.eval_all = eval_held_out, eval_all
 
-    set_seed(seed)  # before the model exists: its initial weights come from the global RNG
-    config = MODEL_PRESETS["animals-small"].config()
-    model, processor = UniCLModel(config), processor_for_config(config)
-    label_sets = [data.label_train] if regime in ("supervised", "unicl", "unicl@clip-steps") else []
-    caption_sets = [data.caption_train] if regime in ("clip", "unicl", "unicl@clip-steps") else []
-    # the main job's augmentation: mild crops, no flips (captions say left/right)
-    train_dataset = build_training_dataset(
-        processor, label_sets, caption_sets, seed=seed, crop_scale=(0.6, 1.0), flip_prob=0.0
-    )
-    training_args = TrainingArguments(
-        output_dir=str(output_dir), num_train_epochs=args.epochs, max_steps=max_steps or -1,
+
+def load_data(name: str, seed: int, num_train: int | None = None) -> Data:
+    if name == "silhouettes":
+        from modeling_unicl.data.embedded import build_embedded_datasets
+
+        d = build_embedded_datasets(seed=seed, image_size=IMAGE_SIZES[name])
+        data = Data(d.label_train, d.eval_seen, d.caption_train, d.eval_held_out, d.eval_all)
+    else:
+        data = load_digits_data(IMAGE_SIZES[name])
+    if num_train:
+        data.label_train = data.label_train.select(range(min(num_train, len(data.label_train))))
+        if data.caption_train is not None:
+            data.caption_train = data.caption_train.select(range(min(num_train, len(data.caption_train))))
+    return data
+
+
+def load_digits_data(image_size: int, test_size: int = 500) -> Data:
+    """scikit-learn's 8x8 digits as RGB images of `image_size` px, white on black; a fixed stratified split (the same
+    for every seed): 1,297 training and 500 test images."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as error:
+        raise UsageError("--datasets digits needs scikit-learn: pip install scikit-learn") from error
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    digits = load_digits()
+    pixels = np.clip(digits.images * (255 / 16), 0, 255).astype(np.uint8)
+    images = [Image.fromarray(p).resize((image_size, image_size), Image.BILINEAR).convert("RGB") for p in pixels]
+    rng = np.random.default_rng(0)
+    test = np.concatenate([rng.permutation(np.flatnonzero(digits.target == c))[: test_size // 10] for c in range(10)])
+    train = np.setdiff1d(np.arange(len(images)), test)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(DIGIT_NAMES))})
+
+    def split(rows):
+        return datasets.Dataset.from_dict(
+            {"image": [images[i] for i in rows], "label": [int(digits.target[i]) for i in rows]}, features=features
+        )
+
+    return Data(split(train), split(test))
+
+
+# --------------------------------------------------------------------------------------------------- training
+def model_config(tower: str, image_size: int):
+    """The main job's model (the `animals-small` preset) at `image_size`, with its ResNet or the Swin image tower."""
+    import dataclasses
+
+    from modeling_unicl.presets import MODEL_PRESETS
+
+    preset = MODEL_PRESETS["animals-small"]
+    vision = SWIN_VISION if tower == "swin" else preset.vision_config
+    return dataclasses.replace(preset, vision_config={**vision, "image_size": image_size}).config()
+
+
+def training_arguments(args, seed, output_dir, epochs, max_steps):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), num_train_epochs=epochs, max_steps=max_steps or -1,
         per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=0.05,
         warmup_steps=20, lr_scheduler_type="cosine", logging_steps=50, save_strategy="no", report_to=[],
         dataloader_num_workers=0, seed=seed, use_cpu=True, disable_tqdm=True,
+    )
+
+
+def train_unicl(config, label_sets, caption_sets, seed, training_args, link=False):
+    """UniCL's loss on the given sources; returns (model, processor, optimizer steps)."""
+    from transformers import set_seed
+
+    from modeling_unicl import UniCLModel
+    from modeling_unicl.data import build_training_dataset
+    from modeling_unicl.presets import processor_for_config
+    from modeling_unicl.training.trainer import UniCLTrainer
+
+    set_seed(seed)  # before the model exists: its initial weights come from the global RNG
+    model, processor = UniCLModel(config), processor_for_config(config)
+    # the main job's augmentation: mild crops, no flips (captions say left/right)
+    train_dataset = build_training_dataset(
+        processor, label_sets, caption_sets, seed=seed, crop_scale=(0.6, 1.0), flip_prob=0.0,
+        link_captions_to_classes=link,
     )
     trainer = UniCLTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=processor)
     trainer.train()
     return trainer.model.eval(), processor, trainer.state.global_step
 
 
-def score(model, processor, data, seed):
+def _image_batch(features):
+    import torch
+
+    return {"pixel_values": torch.stack([f["pixel_values"] for f in features]),
+            "labels": torch.as_tensor([f["labels"] for f in features], dtype=torch.long)}
+
+
+def _cross_entropy(outputs, labels, num_items_in_batch=None):
+    import torch
+
+    return torch.nn.functional.cross_entropy(outputs.logits.float(), labels)
+
+
+def train_cross_entropy(config, label_set, seed, training_args):
+    """The cross-entropy baseline: `UniCLForImageClassification` from scratch (the same image tower and projection,
+    a linear classifier over the label set's classes) on the same samples, augmentation and epoch order as UniCL's
+    regimes (a `UniCLTrainingDataset` and its sampler). Returns (classifier, processor, optimizer steps)."""
+    from transformers import set_seed
+
+    from modeling_unicl import UniCLForImageClassification
+    from modeling_unicl.data import build_training_dataset
+    from modeling_unicl.presets import processor_for_config
+    from modeling_unicl.training.trainer import UniCLTrainer
+
+    names = label_set.features["label"].names
+    config.id2label, config.label2id = dict(enumerate(names)), {name: i for i, name in enumerate(names)}
+    set_seed(seed)
+    model, processor = UniCLForImageClassification(config), processor_for_config(config)
+    train_dataset = build_training_dataset(processor, [label_set], [], seed=seed, crop_scale=(0.6, 1.0), flip_prob=0.0)
+    trainer = UniCLTrainer(
+        model=model, args=training_args, train_dataset=train_dataset, processing_class=processor,
+        data_collator=_image_batch, compute_loss_func=_cross_entropy,
+    )
+    trainer.train()
+    return trainer.model.eval(), processor, trainer.state.global_step
+
+
+# ---------------------------------------------------------------------------------------------------- scoring
+def classifier_top1(classifier, processor, dataset, batch_size: int = 128) -> float:
+    import torch
+
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset[start : start + batch_size]
+            pixel_values = processor.image_processor(rows["image"], return_tensors="pt")["pixel_values"]
+            predictions = classifier(pixel_values=pixel_values).logits.argmax(-1)
+            correct += int((predictions == torch.as_tensor(rows["label"])).sum())
+    return correct / len(dataset)
+
+
+def image_side(classifier, config):
+    """A `UniCLModel` holding the classifier's image tower and projection (for the linear probe's embeddings)."""
+    from modeling_unicl import UniCLModel
+
+    model = UniCLModel(config)
+    weights = {k: v for k, v in classifier.state_dict().items() if k.startswith(("vision_model.", "visual_projection."))}
+    missing = model.load_state_dict(weights, strict=False).missing_keys
+    assert not any(k.startswith(("vision_model.", "visual_projection.")) for k in missing), missing
+    return model.eval()
+
+
+def linear_probe_top1(model, processor, eval_all, seed) -> float:
+    """Linear probe over all 10 classes: fitted on one stratified half of the evaluation images (L2 chosen on a fifth
+    of that half), scored on the other half."""
     from linear_probe import run_linear_probe
 
+    split = eval_all.train_test_split(test_size=0.5, seed=seed, stratify_by_column="label")
+    parts = split["train"].train_test_split(test_size=0.2, seed=seed)
+    return run_linear_probe(model, processor, parts["train"], parts["test"], split["test"]).test_accuracy
+
+
+def score_union(model, processor, data, seed) -> dict:
     from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
-    results = {
+    return {
         "zero_shot_seen": evaluate_zero_shot(model, processor, data.eval_seen)["top1"],
         "zero_shot_held_out": evaluate_zero_shot(model, processor, data.eval_held_out)["top1"],
         "zero_shot_all": evaluate_zero_shot(model, processor, data.eval_all)["top1"],
+        "linear_probe_all": linear_probe_top1(model, processor, data.eval_all, seed),
     }
-    split = data.eval_all.train_test_split(test_size=0.5, seed=seed, stratify_by_column="label")
-    parts = split["train"].train_test_split(test_size=0.2, seed=seed)
-    probe = run_linear_probe(model, processor, parts["train"], parts["test"], split["test"])
-    results["linear_probe_all"] = probe.test_accuracy
-    return results
 
 
+# ------------------------------------------------------------------------------------------------------- runs
+def run_union(data, seed, args, output_dir) -> list[dict]:
+    runs, steps_of = [], {}
+    for regime in args.regimes:
+        config = model_config("resnet", IMAGE_SIZES["silhouettes"])
+        max_steps = steps_of.get("clip") if regime == "unicl@clip-steps" else args.max_steps
+        training_args = training_arguments(args, seed, output_dir / f"run-{regime}-{seed}", args.epochs, max_steps)
+        start = _clock()
+        if regime == "ce":
+            classifier, processor, steps = train_cross_entropy(config, data.label_train, seed, training_args)
+            scores = {"zero_shot_seen": classifier_top1(classifier, processor, data.eval_seen),
+                      "linear_probe_all": linear_probe_top1(image_side(classifier, config), processor, data.eval_all, seed)}
+        else:
+            labels = [data.label_train] if regime != "clip" else []
+            captions = [data.caption_train] if regime != "supervised" else []
+            model, processor, steps = train_unicl(config, labels, captions, seed, training_args, regime == "unicl+link")
+            scores = score_union(model, processor, data, seed)
+        steps_of[regime] = steps
+        runs.append({"study": "union", "regime": regime, "seed": seed, "steps": steps, **scores, **_since(start)})
+        print(json.dumps(runs[-1]), flush=True)
+    return runs
+
+
+def run_pure_label(dataset, data, seed, args, output_dir, union_runs) -> list[dict]:
+    """UniCL on labels only vs cross-entropy; the ResNet on the silhouettes reuses the union study's (a) and (a')."""
+    from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
+
+    runs = []
+    for tower in args.towers:
+        for objective in ("unicl", "ce"):
+            union_regime = {"unicl": "supervised", "ce": "ce"}[objective]
+            reused = [r for r in union_runs if r["seed"] == seed and r["regime"] == union_regime]
+            if tower == "resnet" and dataset == "silhouettes" and reused:
+                top1, steps, cost = reused[0]["zero_shot_seen"], reused[0]["steps"], {}
+            else:
+                epochs = args.epochs if dataset == "silhouettes" else args.digits_epochs
+                config = model_config(tower, IMAGE_SIZES[dataset])
+                folder = output_dir / f"run-{tower}-{dataset}-{objective}-{seed}"
+                training_args = training_arguments(args, seed, folder, epochs, args.max_steps)
+                start = _clock()
+                if objective == "ce":
+                    classifier, processor, steps = train_cross_entropy(config, data.label_train, seed, training_args)
+                    top1 = classifier_top1(classifier, processor, data.eval_seen)
+                else:
+                    model, processor, steps = train_unicl(config, [data.label_train], [], seed, training_args)
+                    top1 = evaluate_zero_shot(model, processor, data.eval_seen)["top1"]
+                cost = _since(start)
+            runs.append({"study": "pure_label", "tower": tower, "dataset": dataset, "objective": objective,
+                         "seed": seed, "steps": steps, "top1": top1, **cost})
+            print(json.dumps(runs[-1]), flush=True)
+    return runs
+
+
+def _clock() -> tuple[float, float]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.time(), usage.ru_utime + usage.ru_stime
+
+
+def _since(start) -> dict:
+    wall, cpu = _clock()
+    return {"wall_s": round(wall - start[0], 1), "cpu_s": round(cpu - start[1], 1)}
+
+
+# ----------------------------------------------------------------------------------------------------- report
 def mean_and_spread(values):
     mean = sum(values) / len(values)
     spread = (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
     return mean, spread
 
 
-def write_report(runs, args, output_dir: Path, seconds: float):
-    summary = {}
-    for regime in args.regimes:
-        per_seed = [r for r in runs if r["regime"] == regime]
-        if not per_seed:
-            continue
-        summary[regime] = {m: mean_and_spread([r[m] for r in per_seed]) for m in METRICS}
-        summary[regime]["steps"] = mean_and_spread([r["steps"] for r in per_seed])[0]
-    header = ["regime", "steps", "zero-shot seen (7)", "zero-shot held-out (3)", "zero-shot all (10)", "linear probe (10)"]
-    rows = [
-        [REGIME_TITLES[regime], int(s["steps"])] + [f"{100 * s[m][0]:.1f} ± {100 * s[m][1]:.1f}" for m in METRICS]
-        for regime, s in summary.items()
-    ]
-    table = markdown_table(header, rows)
+def verdict(better, worse, claim="beats") -> str:
+    """'holds' when the claimed difference exceeds the two half-ranges added, 'does not hold' when the opposite one
+    does, else 'within noise'. `claim="rivals"`: holds unless `better` is worse beyond the spread."""
+    difference, spread = better[0] - worse[0], better[1] + worse[1]
+    if claim == "rivals":
+        return "holds" if difference >= -spread else "does not hold"
+    return "holds" if difference > spread else ("does not hold" if difference < -spread else "within noise")
+
+
+def _cell(stat):
+    return "-" if stat is None else f"{100 * stat[0]:.1f} ± {100 * stat[1]:.1f}"
+
+
+def summarise(runs, args) -> dict:
+    union = {}
+    for regime in REGIMES:
+        per_seed = [r for r in runs if r["study"] == "union" and r["regime"] == regime]
+        if per_seed:
+            union[regime] = {m: mean_and_spread([r[m] for r in per_seed]) if m in per_seed[0] else None for m in METRICS}
+            union[regime]["steps"] = mean_and_spread([r["steps"] for r in per_seed])[0]
+    pure = {}
+    for r in runs:
+        if r["study"] == "pure_label":
+            pure.setdefault((r["tower"], r["dataset"]), {}).setdefault(r["objective"], []).append(r["top1"])
+    pure = {key: {objective: mean_and_spread(values) for objective, values in by.items()} for key, by in pure.items()}
+    return {"union": union, "pure_label": pure}
+
+
+def claims(summary) -> list[list[str]]:
+    """[claim, measure, difference, verdict] for every claim the runs can decide."""
+    union, rows = summary["union"], []
+
+    def compare(title, a, b, metric, claim="beats"):
+        if a in union and b in union and union[a][metric] and union[b][metric]:
+            x, y = union[a][metric], union[b][metric]
+            rows.append([title, metric.replace("_", " "), f"{100 * (x[0] - y[0]):+.1f} (spread {100 * (x[1] + y[1]):.1f})",
+                         verdict(x, y, claim)])
+
+    for metric in ("zero_shot_all", "linear_probe_all"):
+        compare("UniCL (c) beats CLIP-style (b)", "unicl", "clip", metric)
+        compare("UniCL (c) at (b)'s steps beats CLIP-style (b)", "unicl@clip-steps", "clip", metric)
+    for metric in METRICS:
+        compare("UniCL (c) beats supervised (a)", "unicl", "supervised", metric)
+    compare("UniCL (c) at equal steps beats supervised (a)", "unicl@clip-steps", "supervised", "zero_shot_seen")
+    compare("UniCL on labels (a) rivals cross-entropy (a')", "supervised", "ce", "zero_shot_seen", "rivals")
+    for (tower, dataset), by in summary["pure_label"].items():
+        if "unicl" in by and "ce" in by:
+            x, y = by["unicl"], by["ce"]
+            rows.append([f"pure labels: UniCL rivals cross-entropy ({tower}, {dataset})", "top-1",
+                         f"{100 * (x[0] - y[0]):+.1f} (spread {100 * (x[1] + y[1]):.1f})", verdict(x, y, "rivals")])
+    for metric in METRICS:
+        compare("linking (d) helps plain UniCL (c)", "unicl+link", "unicl", metric)
+    return rows
+
+
+def write_report(runs, args, output_dir: Path, seconds: float, cpu_seconds: float | None = None):
+    summary = summarise(runs, args)
+    parts = []
+    if summary["union"]:
+        header = ["regime", "steps", "zero-shot seen (7)", "zero-shot held-out (3)", "zero-shot all (10)",
+                  "linear probe (10)"]
+        parts.append(markdown_table(header, [
+            [REGIME_TITLES[regime], int(s["steps"])] + [_cell(s[m]) for m in METRICS] for regime, s in summary["union"].items()
+        ]))
+    if summary["pure_label"]:
+        header = ["image tower", "data set", "UniCL loss, labels only", "cross-entropy"]
+        parts.append(markdown_table(header, [
+            [tower, dataset, _cell(by.get("unicl")), _cell(by.get("ce"))]
+            for (tower, dataset), by in summary["pure_label"].items()
+        ]))
+    verdicts = claims(summary)
+    if verdicts:
+        parts.append(markdown_table(["claim", "measure", "difference (points)", "verdict"], verdicts))
+    cpu = f", {cpu_seconds / 60:.1f} CPU-min" if cpu_seconds is not None else ""
     note = (
         f"Top-1 accuracy in %, mean ± half-range over seeds {args.seeds}; {args.epochs:g} passes over each regime's "
-        f"samples, batch {args.batch_size}, torch threads {args.threads}; {seconds / 60:.1f} min in all. Chance: "
-        "14.3 (seen), 33.3 (held-out), 10.0 (all). Differences within the spread are not claims."
+        f"samples (digits: {args.digits_epochs:g}), batch {args.batch_size}, torch threads {args.threads}; "
+        f"{seconds / 60:.1f} min in all{cpu}. (a') is scored by its classifier (it has no text tower). Chance: 14.3 "
+        "(seen), 33.3 (held-out), 10.0 (all, digits). A difference is a claim only beyond the spread (both "
+        "half-ranges added)."
     )
+    table = "\n\n".join(parts)
     (output_dir / "comparison.md").write_text(table + "\n\n" + note + "\n")
-    (output_dir / "comparison.json").write_text(json.dumps({"runs": runs, "summary": summary, "args": vars(args)}, indent=2) + "\n")
+    serialisable = {"union": summary["union"],
+                    "pure_label": {f"{t}/{d}": by for (t, d), by in summary["pure_label"].items()}}
+    (output_dir / "comparison.json").write_text(
+        json.dumps({"runs": runs, "summary": serialisable, "claims": verdicts, "args": vars(args)}, indent=2) + "\n")
+    if summary["union"]:
+        plot(summary["union"], args, output_dir / "comparison.png")
+    return table, note
 
+
+def plot(union, args, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / len(summary)
-    for i, (regime, s) in enumerate(summary.items()):
-        xs = [j + i * width for j in range(len(METRICS))]
-        ax.bar(xs, [100 * s[m][0] for m in METRICS], width, yerr=[100 * s[m][1] for m in METRICS],
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / len(union)
+    for i, (regime, s) in enumerate(union.items()):
+        xs = [j + i * width for j, m in enumerate(METRICS) if s[m]]
+        ax.bar(xs, [100 * s[m][0] for m in METRICS if s[m]], width, yerr=[100 * s[m][1] for m in METRICS if s[m]],
                label=REGIME_TITLES[regime], capsize=3)
-    ax.set_xticks([j + width * (len(summary) - 1) / 2 for j in range(len(METRICS))])
+    ax.set_xticks([j + width * (len(union) - 1) / 2 for j in range(len(METRICS))])
     ax.set_xticklabels(["zero-shot\nseen (7)", "zero-shot\nheld-out (3)", "zero-shot\nall (10)", "linear probe\nall (10)"])
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"UniCL in miniature: embedded animal silhouettes, {len(args.seeds)} seeds")
-    ax.legend(fontsize=8)
+    ax.set_title(f"UniCL in miniature: embedded animal silhouettes, ResNet 48 px, {len(args.seeds)} seeds")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(output_dir / "comparison.png", dpi=120)
-    return table, note
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 @exit_on_usage_error
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.seeds or args.epochs <= 0:
-        raise UsageError("--seeds needs at least one seed and --epochs must be positive.")
-    if "unicl@clip-steps" in args.regimes and "clip" not in args.regimes:
+    if not args.seeds or args.epochs <= 0 or args.digits_epochs <= 0:
+        raise UsageError("--seeds needs at least one seed and --epochs / --digits_epochs must be positive.")
+    if "union" in args.studies and "unicl@clip-steps" in args.regimes and "clip" not in args.regimes:
         raise UsageError("--regimes: unicl@clip-steps needs the clip regime (its step budget).")
     import torch
-
-    from modeling_unicl.data.embedded import build_embedded_datasets
-    from modeling_unicl.presets import MODEL_PRESETS
 
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    image_size = MODEL_PRESETS["animals-small"].vision_config["image_size"]
-    runs, start = [], time.time()
+    runs, start = [], _clock()
     for seed in args.seeds:
-        data = build_embedded_datasets(seed=seed, image_size=image_size)
-        clip_steps = None
-        for regime in args.regimes:
-            max_steps = clip_steps if regime == "unicl@clip-steps" else None
-            model, processor, steps = train_regime(regime, data, seed, args, output_dir / f"run-{regime}-{seed}", max_steps)
-            if regime == "clip":
-                clip_steps = steps
-            result = {"regime": regime, "seed": seed, "steps": steps, **score(model, processor, data, seed)}
-            runs.append(result)
-            print(json.dumps(result), flush=True)
-    table, note = write_report(runs, args, output_dir, time.time() - start)
+        union_runs = []
+        if "union" in args.studies:
+            union_runs = run_union(load_data("silhouettes", seed, args.num_train), seed, args, output_dir)
+            runs += union_runs
+        if "pure_label" in args.studies:
+            for dataset in args.datasets:
+                data = load_data(dataset, seed, args.num_train)
+                runs += run_pure_label(dataset, data, seed, args, output_dir, union_runs)
+    cost = _since(start)
+    table, note = write_report(runs, args, output_dir, cost["wall_s"], cost["cpu_s"])
     print("\n" + table + "\n\n" + note)
     return 0
 

@@ -205,3 +205,23 @@ def test_describe(data):
     for token in ("label_train", "caption_train", "eval_held_out", "3000", "giraffe, sheep, zebra", "Example captions"):
         assert token in text
     assert data.caption_train[0]["caption"] in text
+
+
+def test_validation_split_comes_from_unused_training_images(data):
+    from modeling_unicl.data.embedded import build_embedded_validation
+
+    validation = build_embedded_validation(data, max_per_class=30)
+    counts = np.bincount(validation["all"]["label"], minlength=10)
+    assert 0 < counts.min() and counts.max() == 30  # bird has fewer unused images than 30 at the default sizes
+    assert len(validation["seen"]) + len(validation["held_out"]) == len(validation["all"])
+    assert validation["held_out"].features["label"].names == list(data.held_out_classes)
+    # drawn from train-split rows that no training set uses (never a test image)
+    from modeling_unicl.data.embedded import _load_npz, unused_training_rows
+
+    split = _load_npz()["split"]
+    used = set(data.source_indices["label_train"]) | set(data.source_indices["caption_train"])
+    for rows in unused_training_rows(data):
+        assert len(rows) and not used & set(rows.tolist()) and (split[rows] == 0).all()
+    assert validation["all"][0]["image"].size == (data.image_size, data.image_size)
+    again = build_embedded_validation(data, max_per_class=30)
+    assert validation["all"]["label"] == again["all"]["label"]  # deterministic

@@ -488,6 +488,43 @@ def build_embedded_datasets(
     )
 
 
+def unused_training_rows(data: EmbeddedData, npz: dict | None = None) -> list[np.ndarray]:
+    """Per class (in `ANIMAL_CLASSES` order), the rows of the npz's train split that no training set of `data` draws."""
+    d = npz if npz is not None else _load_npz()
+    labels, split = d["labels"].astype(np.int64), d["split"]
+    used = np.union1d(data.source_indices["label_train"], data.source_indices["caption_train"])
+    return [np.setdiff1d(np.flatnonzero((labels == c) & (split == 0)), used) for c in range(len(ANIMAL_CLASSES))]
+
+
+def build_embedded_validation(
+    data: EmbeddedData, max_per_class: int = 50, validation_seed: int = 0, data_path: str | Path | None = None
+) -> dict[str, datasets.Dataset]:
+    """Validation benchmarks for choosing settings without the test split: centred silhouettes (rendered as the
+    evaluation images) from the npz's TRAIN split that no training set of `data` draws, up to `max_per_class` per
+    class (fewer where the training sets left fewer: bird keeps about 18 at the default sizes). Returns
+    {"all", "seen", "held_out"}, each with its own `ClassLabel`, as `EmbeddedData.eval_splits()`."""
+    import datasets
+
+    d = _load_npz(data_path)
+    rng = np.random.default_rng([validation_seed, 2])
+    rows, ys = [], []
+    for c, free in enumerate(unused_training_rows(data, d)):
+        chosen = rng.permutation(free)[:max_per_class]
+        rows += chosen.tolist()
+        ys += [c] * len(chosen)
+    images = [_render_centred(d["images"][r], data.image_size, rng) for r in rows]
+
+    def labelled(names: Sequence[str]) -> datasets.Dataset:
+        ids = [ANIMAL_CLASSES.index(n) for n in names]
+        keep = [i for i, y in enumerate(ys) if y in ids]
+        features = datasets.Features({"image": datasets.Image(mode="RGB"), "label": datasets.ClassLabel(names=list(names))})
+        return datasets.Dataset.from_dict(
+            {"image": [images[i] for i in keep], "label": [ids.index(ys[i]) for i in keep]}, features=features
+        )
+
+    return {"all": labelled(ANIMAL_CLASSES), "seen": labelled(data.seen_classes), "held_out": labelled(data.held_out_classes)}
+
+
 __all__ = [
     "ANIMAL_CLASSES",
     "COARSE_WORDS",
@@ -496,5 +533,6 @@ __all__ = [
     "EmbeddedData",
     "HELD_OUT_CLASSES",
     "build_embedded_datasets",
+    "build_embedded_validation",
     "load_animal_silhouettes",
 ]
