@@ -110,6 +110,38 @@ def load_dataset_argument(spec: str, split: str, argument: str):
     return loaded
 
 
+def load_streaming_dataset_argument(spec: str, split: str, argument: str):
+    """A dataset named on the command line, read with `streaming=True` (a `datasets.IterableDataset`): a `datasets`
+    Hub name (optionally `name:config`), an `imagefolder` directory, or a `save_to_disk` folder (streamed from its
+    Arrow files, one shard per file)."""
+    import datasets
+
+    from modeling_unicl.utils.checks import looks_like_local_path
+
+    path = Path(spec).expanduser()
+    try:
+        if looks_like_local_path(spec):
+            if not path.exists():
+                raise UsageError(f"{argument}: dataset path {spec!r} does not exist.")
+            if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
+                saved = datasets.load_from_disk(str(path))
+                return saved.to_iterable_dataset(num_shards=max(1, len(saved.cache_files)))
+            if (path / "dataset_dict.json").is_file():
+                saved = datasets.load_from_disk(str(path))
+                if split not in saved:
+                    raise UsageError(f"{argument}: {spec!r} has splits {list(saved)}, not {split!r}.")
+                return saved[split].to_iterable_dataset(num_shards=max(1, len(saved[split].cache_files)))
+            if not path.is_dir():
+                raise UsageError(f"{argument}: {spec!r} is neither a saved dataset folder nor an image folder.")
+            return datasets.load_dataset("imagefolder", data_dir=str(path), split=split, streaming=True)
+        name, _, config = spec.partition(":")
+        return datasets.load_dataset(name, config or None, split=split, streaming=True)
+    except UsageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - offline, unknown name, missing split: one clear line
+        raise UsageError(f"{argument}: cannot stream dataset {spec!r} ({type(error).__name__}: {error}).") from error
+
+
 def check_unicl_folder(name_or_path: str, argument: str) -> None:
     """Fails early when a local folder is not a saved UniCL model (Hub ids are checked by `from_pretrained`)."""
     from modeling_unicl.utils.checks import check_unicl_folder as check

@@ -32,6 +32,7 @@ from cli_utils import (
     check_unicl_folder,
     exit_on_usage_error,
     load_dataset_argument,
+    load_streaming_dataset_argument,
     markdown_table,
 )
 
@@ -50,6 +51,8 @@ for real photos: for that, convert a released checkpoint (README, "Released chec
 The flags a user changes first:
   --image_label_datasets D [D ...]   labelled images (save_to_disk folder, imagefolder, Hub name)
   --image_text_datasets D [D ...]    image-caption pairs
+  --image_text_shards P [P ...]  --image_label_shards P [P ...] --class_names_file F   webdataset shards
+                                     ('cc3m/{00000..00331}.tar'; streamed, needs --max_steps); --streaming: datasets too
   --config_name NAME | --model_name_or_path PATH   a preset (animals-small, swin-tiny, swin-base) or a saved model
   --output_dir DIR   --overwrite_output_dir   --num_train_epochs N   --per_device_train_batch_size N
   --learning_rate LR   --threads N   --resume_from_checkpoint [PATH | True]
@@ -90,6 +93,12 @@ class ModelArguments:
                           "dataset's classes (UniCLForImageClassification, head initialised from the class names, "
                           "cross-entropy, the plain Trainer)."},
     )
+    supervised_reference: bool = field(
+        default=False,
+        metadata={"help": "After training, also train the same model, seed and schedule on the image-label data alone "
+                          "(the paper's supervised regime; not saved) and show its zero-shot top-1 beside the "
+                          "model's. On in the embedded default (--supervised_reference False turns it off)."},
+    )
 
 
 @dataclass
@@ -116,9 +125,43 @@ class DataArguments:
     flip_prob: float = field(
         default=0.5, metadata={"help": "Horizontal flip probability (0 when captions say left/right)."}
     )
+    image_label_shards: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Image-label webdataset shards (KEY.jpg + KEY.cls): patterns with brace ranges "
+                          "('in1k/{0000..1023}.tar') or wildcards, local paths or fsspec URLs; needs --class_names_file. "
+                          "Streamed: needs --max_steps (or a manifest.json from make_shards.py)."},
+    )
+    image_text_shards: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Image-text webdataset shards (KEY.jpg + KEY.txt or KEY.json with a caption field)."},
+    )
+    class_names_file: str | None = field(
+        default=None,
+        metadata={"help": "Class names of the image-label shards: line i names class id i; synonyms separated by "
+                          "commas ('tench, Tinca tinca'), one drawn per sample."},
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read --image_label_datasets / --image_text_datasets with streaming=True (Hub or local), "
+                          "as shards are read: sharded by rank and worker, exact resume; needs --max_steps."},
+    )
+    strict_data: bool = field(
+        default=False, metadata={"help": "Stop at the first unusable streamed sample or shard instead of skipping it."}
+    )
+    shuffle_window: int = field(
+        default=1000,
+        metadata={"help": "Streamed data: samples per window of each loader worker's shuffle (one window of encoded "
+                          "samples per data type in memory)."},
+    )
     zero_shot_eval_dataset: str | None = field(default=None, metadata={"help": "Image-label dataset for zero-shot eval."})
     zero_shot_eval_split: str = field(default="test")
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate each training dataset (debugging)."})
+    link_captions_to_classes: bool = field(
+        default=False,
+        metadata={"help": "An image-caption pair whose caption names exactly one known class (whole words, plurals) "
+                          "gets that class's id: a positive of its prompts instead of a negative (off: UniCL as "
+                          "published; modeling_unicl.data.linking)."},
+    )
 
 
 def embedded_default_argv() -> list[str]:
@@ -141,6 +184,7 @@ def embedded_default_argv() -> list[str]:
         "--dataloader_num_workers", "0",
         "--seed", "0",
         "--use_cpu",
+        "--supervised_reference", "True",
     ]
 
 
@@ -161,7 +205,7 @@ def parse_arguments(argv: list[str]):
     settings come first and the flags given are parsed after them, so they override (argparse: the last wins)."""
     parser = build_parser()
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    embedded = not (data_args.image_label_datasets or data_args.image_text_datasets)
+    embedded = not (data_args.image_label_datasets or data_args.image_text_datasets or is_streamed(data_args))
     if embedded:
         preset = embedded_default_argv()
         if model_args.model_name_or_path:  # continue from a saved model: the preset's --config_name would conflict
@@ -199,6 +243,62 @@ def check_task(model_args: ModelArguments, data_args: DataArguments, embedded: b
             raise UsageError("--task image_classification fine-tunes a trained model: give --model_name_or_path.")
         if data_args.image_text_datasets or len(data_args.image_label_datasets) > 1:
             raise UsageError("--task image_classification takes one --image_label_datasets and no --image_text_datasets.")
+
+
+def is_streamed(data_args: DataArguments) -> bool:
+    """Shards or --streaming: the training data is a `StreamingTrainingDataset`, not a map-style dataset."""
+    return bool(data_args.image_label_shards or data_args.image_text_shards or data_args.streaming)
+
+
+def check_streaming(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """What streamed data cannot do, refused before anything is loaded."""
+    if not is_streamed(data_args):
+        return
+    if model_args.task != "contrastive":
+        raise UsageError("--task image_classification takes a map-style --image_label_datasets, not shards or --streaming.")
+    if data_args.max_train_samples:
+        raise UsageError("--max_train_samples: not with shards or --streaming (set --max_steps instead).")
+    if model_args.supervised_reference:
+        raise UsageError("--supervised_reference: not with shards or --streaming.")
+    if data_args.mixing != "batch":
+        raise UsageError(f"--mixing {data_args.mixing}: shards and --streaming mix per batch only (--mixing batch).")
+    if data_args.image_label_shards and not data_args.class_names_file and not data_args.class_names:
+        raise UsageError("--image_label_shards: give --class_names_file (line i names class id i).")
+
+
+def build_streamed_training_dataset(processor, label_sets, caption_sets, data_args, model_args, training_args):
+    """The `StreamingTrainingDataset` of the shards and streamed datasets; without --max_steps it is derived from
+    --num_train_epochs and the shards' manifest counts (make_shards.py writes them), else a UsageError."""
+    import math
+
+    from modeling_unicl.data import build_streaming_dataset
+
+    try:
+        dataset = build_streaming_dataset(
+            processor, data_args.image_label_shards, data_args.image_text_shards, data_args.class_names_file,
+            image_label_datasets=label_sets, image_text_datasets=caption_sets, shuffle_window=data_args.shuffle_window,
+            image_column=data_args.image_column, label_column=data_args.label_column,
+            caption_column=data_args.caption_column, class_names=data_args.class_names,
+            label_fraction=data_args.label_fraction, seed=training_args.seed, image_size=model_args.image_size,
+            crop_scale=(data_args.crop_scale_min, 1.0), flip_prob=data_args.flip_prob, strict=data_args.strict_data,
+            link_captions_to_classes=data_args.link_captions_to_classes,
+        )
+    except ValueError as error:  # the library names the keyword of a bad pattern; the script names its flag
+        if str(error).startswith(("image_label_shards:", "image_text_shards:")):
+            raise UsageError(f"--{error}") from error
+        raise
+    if training_args.max_steps <= 0:
+        if dataset.num_samples is None:
+            raise UsageError(
+                "--max_steps: streamed data has no length; give --max_steps N (or shards with the manifest.json that "
+                "make_shards.py writes, to derive it from --num_train_epochs)."
+            )
+        per_step = (training_args.per_device_train_batch_size * training_args.world_size
+                    * training_args.gradient_accumulation_steps)
+        training_args.max_steps = math.ceil(training_args.num_train_epochs * dataset.num_samples / per_step)
+        logger.info(f"--max_steps {training_args.max_steps}: {training_args.num_train_epochs} epoch(s) of "
+                    f"{dataset.num_samples} samples (manifests) at {per_step} samples per step.")
+    return dataset
 
 
 def resolve_resume(training_args) -> str | bool | None:
@@ -270,7 +370,7 @@ tags: [unicl, zero-shot-image-classification, demo]
 ---
 # unicl-animals: the embedded default of `scripts/train.py`
 
-A small UniCL (48 px Swin, 2-layer 128-wide CLIP text tower) trained for a few minutes on 28x28 animal silhouettes
+A small UniCL (48 px ResNet, 2-layer 128-wide CLIP text tower) trained for a few minutes on 28x28 animal silhouettes
 (the `animal-mnist` package: bear, bird, cat, cow, dog, elephant, giraffe, horse, sheep, zebra). It shows the method
 at work: giraffe, sheep and zebra were never labels, only words in captions, and are still recognised by name.
 
@@ -336,7 +436,9 @@ def train_classifier(model, processor, train_set, eval_set, training_args, data_
     return 0
 
 
-def zero_shot_table(model, processor, splits: dict, data_args: DataArguments) -> tuple[str, dict]:
+def zero_shot_table(model, processor, splits: dict, data_args: DataArguments, reference=None) -> tuple[str, dict]:
+    """The zero-shot table of `model` on `splits`; with a `reference` model (the supervised reference), its top-1
+    in a column beside the model's."""
     from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
     results, rows = {}, []
@@ -344,9 +446,44 @@ def zero_shot_table(model, processor, splits: dict, data_args: DataArguments) ->
         scores = evaluate_zero_shot(model, processor, dataset, data_args.image_column, data_args.label_column)
         num_classes = dataset.features[data_args.label_column].num_classes
         results[name] = {**scores, "num_classes": num_classes, "chance_top1": 1.0 / num_classes}
-        rows.append([name, num_classes, scores["num_samples"], scores["top1"], scores["top5"], 1.0 / num_classes])
-    header = ["eval set", "classes", "images", "zero-shot top-1", "zero-shot top-5", "chance top-1"]
+        row = [name, num_classes, scores["num_samples"], scores["top1"], scores["top5"]]
+        if reference is not None:
+            top1 = evaluate_zero_shot(reference, processor, dataset, data_args.image_column, data_args.label_column)["top1"]
+            results[name]["supervised_reference_top1"] = top1
+            row.append(top1)
+        rows.append(row + [1.0 / num_classes])
+    header = ["eval set", "classes", "images", "zero-shot top-1", "zero-shot top-5"]
+    header += ["supervised reference top-1"] * (reference is not None) + ["chance top-1"]
     return markdown_table(header, rows), results
+
+
+def train_supervised_reference(model_args, data_args, training_args, label_sets):
+    """The same preset, seed, schedule and augmentation on the image-label data alone: the paper's supervised regime
+    (UniCL's loss on class prompts only), trained in a temporary folder and not saved. None when interrupted."""
+    import dataclasses
+    import tempfile
+
+    from transformers import set_seed
+
+    from modeling_unicl.data import build_training_dataset
+    from modeling_unicl.training.trainer import UniCLTrainer
+
+    set_seed(training_args.seed)
+    model, processor = load_model(model_args)
+    train_dataset = build_training_dataset(
+        processor, label_sets, [], image_column=data_args.image_column, label_column=data_args.label_column,
+        class_names=data_args.class_names, share_class_names=data_args.share_class_names, seed=training_args.seed,
+        image_size=model_args.image_size, crop_scale=(data_args.crop_scale_min, 1.0), flip_prob=data_args.flip_prob,
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        args = dataclasses.replace(training_args, output_dir=folder, save_strategy="no", resume_from_checkpoint=None)
+        trainer = UniCLTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor)
+        try:
+            trainer.train()
+        except KeyboardInterrupt:  # the model itself is already saved: show its table without the reference
+            print("\ninterrupted: the supervised reference is left out of the table.", file=sys.stderr)
+            return None
+    return trainer.model.eval()
 
 
 @exit_on_usage_error
@@ -355,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     model_args, data_args, training_args, embedded = parse_arguments(argv)
     check_training_arguments(training_args)
     check_task(model_args, data_args, embedded)
+    check_streaming(model_args, data_args)
     resume = resolve_resume(training_args)
     check_output_dir(training_args.output_dir, model_args.overwrite_output_dir, resume)
     apply_threads(model_args.threads)
@@ -384,10 +522,9 @@ def main(argv: list[str] | None = None) -> int:
                        "held-out 3 (captions only)": data.eval_held_out}
         zero_shot_eval = data.eval_all
     else:
-        label_sets = [load_dataset_argument(s, data_args.train_split, "--image_label_datasets")
-                      for s in data_args.image_label_datasets]
-        caption_sets = [load_dataset_argument(s, data_args.train_split, "--image_text_datasets")
-                        for s in data_args.image_text_datasets]
+        load = load_streaming_dataset_argument if data_args.streaming else load_dataset_argument
+        label_sets = [load(s, data_args.train_split, "--image_label_datasets") for s in data_args.image_label_datasets]
+        caption_sets = [load(s, data_args.train_split, "--image_text_datasets") for s in data_args.image_text_datasets]
         zero_shot_eval = None
         if data_args.zero_shot_eval_dataset:
             zero_shot_eval = load_dataset_argument(
@@ -403,13 +540,17 @@ def main(argv: list[str] | None = None) -> int:
         eval_set = data.eval_seen if embedded else zero_shot_eval
         return train_classifier(model, processor, label_sets[0], eval_set, training_args, data_args, resume, argv)
 
-    train_dataset = build_training_dataset(
+    streamed = None
+    if is_streamed(data_args):  # shards / --streaming: checked (and --max_steps set) before the Trainer exists
+        streamed = build_streamed_training_dataset(processor, label_sets, caption_sets, data_args, model_args, training_args)
+    train_dataset = streamed or build_training_dataset(
         processor, label_sets, caption_sets,
         image_column=data_args.image_column, label_column=data_args.label_column,
         caption_column=data_args.caption_column, class_names=data_args.class_names,
         share_class_names=data_args.share_class_names, mixing=data_args.mixing,
         label_fraction=data_args.label_fraction, seed=training_args.seed, image_size=model_args.image_size,
         crop_scale=(data_args.crop_scale_min, 1.0), flip_prob=data_args.flip_prob,
+        link_captions_to_classes=data_args.link_captions_to_classes,
     )
     trainer = UniCLTrainer(
         model=model, args=training_args, train_dataset=train_dataset, processing_class=processor,
@@ -422,12 +563,20 @@ def main(argv: list[str] | None = None) -> int:
     if embedded and trainer.is_world_process_zero():
         (Path(training_args.output_dir) / "README.md").write_text(EMBEDDED_MODEL_CARD)
 
+    reference = None
+    if model_args.supervised_reference and label_sets and eval_splits:
+        if trainer.is_world_process_zero():
+            print("\nTraining the supervised reference: the same model, seed and schedule on the image-label data alone.")
+        reference = train_supervised_reference(model_args, data_args, training_args, label_sets)
     if trainer.is_world_process_zero() and eval_splits:
-        table, results = zero_shot_table(trainer.model, processor, eval_splits, data_args)
+        table, results = zero_shot_table(trainer.model, processor, eval_splits, data_args, reference)
         output_dir = Path(training_args.output_dir)
         (output_dir / "zero_shot_results.json").write_text(json.dumps(results, indent=2) + "\n")
         print("\nZero-shot accuracy (class-name prompts, 80 templates):\n")
         print(table)
+        if reference is not None:
+            print("\nSupervised reference: the same model, seed and schedule trained on the image-label data alone "
+                  "(the paper's supervised regime), not saved. It never trained the held-out class names.")
         print(f"\nSaved model and processor to {output_dir.resolve()}")
         print("Load it with UniCLModel.from_pretrained(...) or pipeline('zero-shot-image-classification', ...).")
         if embedded:

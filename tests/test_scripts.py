@@ -183,23 +183,76 @@ def test_zero_shot_eval_on_the_embedded_data(trained_folder, tmp_path):
     }
 
 
+def test_train_links_captions_and_shows_a_supervised_reference(data_dirs, tmp_path, monkeypatch, capsys):
+    import modeling_unicl.data
+
+    built = []
+    original = modeling_unicl.data.build_training_dataset
+
+    def recording(*args, **kwargs):
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(modeling_unicl.data, "build_training_dataset", recording)
+    out = tmp_path / "out"
+    assert train.main([
+        "--config_name", str(data_dirs / "tiny_config.json"), "--image_label_datasets", str(data_dirs / "labels"),
+        "--image_text_datasets", str(data_dirs / "captions"), "--link_captions_to_classes",
+        "--supervised_reference", "True", "--zero_shot_eval_dataset", str(data_dirs / "labels"),
+        "--zero_shot_eval_split", "train", "--output_dir", str(out), "--max_steps", "2",
+        "--per_device_train_batch_size", "8", "--report_to", "none", "--use_cpu", "--save_strategy", "no",
+    ]) == 0
+    main_data, reference_data = built
+    # every caption ("a red square on grey") names one class: linked to it; the reference sees the labels alone
+    caption_ids = [main_data.hf_dataset[i]["label"] for i in range(24, 48)]
+    assert caption_ids == [i % 3 for i in range(24)] and main_data.options.link_captions_to_classes
+    assert reference_data.num_caption_rows == 0 and len(reference_data) == 24
+    results = json.loads((out / "zero_shot_results.json").read_text())
+    assert 0.0 <= results["zero-shot eval"]["supervised_reference_top1"] <= 1.0
+    assert "| supervised reference top-1 |" in capsys.readouterr().out
+    assert not (out / "supervised-reference").exists()
+
+
 def test_comparison_report_table_json_and_plot(tmp_path):
     import argparse
 
     import reproduce_comparison
 
     runs = [
-        {"regime": regime, "seed": seed, "steps": 10 * (i + 1), "zero_shot_seen": 0.5 + 0.01 * seed,
-         "zero_shot_held_out": 0.4, "zero_shot_all": 0.3 + 0.02 * seed, "linear_probe_all": 0.6}
-        for i, regime in enumerate(reproduce_comparison.REGIMES) for seed in (0, 1)
+        {"study": "union", "regime": regime, "seed": seed, "steps": 10 * (i + 1), "zero_shot_seen": 0.5 + 0.01 * seed,
+         "zero_shot_held_out": 0.4, "zero_shot_all": 0.3 + 0.02 * seed + 0.1 * (regime == "unicl"),
+         "linear_probe_all": 0.6}
+        for i, regime in enumerate(r for r in reproduce_comparison.REGIMES if r != "ce") for seed in (0, 1)
     ]
-    args = argparse.Namespace(seeds=[0, 1], epochs=2.0, batch_size=8, threads=2, regimes=list(reproduce_comparison.REGIMES))
-    table, note = reproduce_comparison.write_report(runs, args, tmp_path, seconds=60.0)
-    assert "| (a) image-label only | 10 | 50.5 ± 0.5 | 40.0 ± 0.0 | 31.0 ± 1.0 | 60.0 ± 0.0 |" in table
-    assert "seeds [0, 1]" in note
+    runs += [{"study": "union", "regime": "ce", "seed": seed, "steps": 10, "zero_shot_seen": 0.9,
+              "linear_probe_all": 0.7} for seed in (0, 1)]
+    runs += [{"study": "pure_label", "tower": "swin", "dataset": "digits", "objective": objective, "seed": seed,
+              "steps": 5, "top1": top1} for objective, top1 in (("unicl", 0.8), ("ce", 0.9)) for seed in (0, 1)]
+    args = argparse.Namespace(seeds=[0, 1], epochs=2.0, digits_epochs=4.0, batch_size=8, threads=1,
+                              regimes=list(reproduce_comparison.REGIMES))
+    table, note = reproduce_comparison.write_report(runs, args, tmp_path, seconds=60.0, cpu_seconds=90.0)
+    assert "| (a) image-label only, UniCL loss | 10 | 50.5 ± 0.5 | 40.0 ± 0.0 | 31.0 ± 1.0 | 60.0 ± 0.0 |" in table
+    assert "| (a') image-label only, cross-entropy | 10 | 90.0 ± 0.0 | - | - | 70.0 ± 0.0 |" in table
+    assert "| swin | digits | 80.0 ± 0.0 | 90.0 ± 0.0 |" in table
+    # verdicts only beyond the spread: +10 points with a spread of 2 holds; 0 points is within noise
+    assert "| UniCL (c) beats CLIP-style (b) | zero shot all | +10.0 (spread 2.0) | holds |" in table
+    assert "| UniCL (c) beats CLIP-style (b) | linear probe all | +0.0 (spread 0.0) | within noise |" in table
+    assert "| pure labels: UniCL rivals cross-entropy (swin, digits) | top-1 | -10.0 (spread 0.0) | does not hold |" in table
+    assert "seeds [0, 1]" in note and "1.5 CPU-min" in note
     assert (tmp_path / "comparison.png").stat().st_size > 1000
-    summary = json.loads((tmp_path / "comparison.json").read_text())["summary"]
-    assert summary["unicl"]["steps"] == 30
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert saved["summary"]["union"]["unicl"]["steps"] == 30 and saved["summary"]["union"]["ce"]["zero_shot_all"] is None
+    assert saved["summary"]["pure_label"]["swin/digits"]["ce"] == [0.9, 0.0]
+
+
+def test_comparison_verdicts_count_only_beyond_the_spread():
+    from reproduce_comparison import verdict
+
+    assert verdict((0.60, 0.01), (0.50, 0.02)) == "holds"
+    assert verdict((0.52, 0.02), (0.50, 0.02)) == "within noise"
+    assert verdict((0.40, 0.01), (0.50, 0.01)) == "does not hold"
+    assert verdict((0.48, 0.02), (0.50, 0.01), "rivals") == "holds"  # behind, but within the spread
+    assert verdict((0.40, 0.02), (0.50, 0.01), "rivals") == "does not hold"
 
 
 def test_same_seed_same_model(data_dirs, tmp_path):
@@ -235,6 +288,7 @@ def test_flags_without_datasets_override_the_embedded_preset():
         assert getattr(training_args, name) == getattr(preset[2], name), name
     assert training_args.learning_rate == 1e-3 and model_args.config_name == "animals-small"
     assert (data_args.crop_scale_min, data_args.flip_prob) == (0.6, 0.0)
+    assert model_args.supervised_reference and not data_args.link_captions_to_classes
 
 
 def test_preset_gives_way_to_a_starting_model_and_is_absent_with_datasets(data_dirs):
@@ -242,7 +296,7 @@ def test_preset_gives_way_to_a_starting_model_and_is_absent_with_datasets(data_d
     assert embedded and model_args.config_name is None and training_args.learning_rate == 1e-3
     model_args, data_args, training_args, embedded = train.parse_arguments(
         ["--image_label_datasets", str(data_dirs / "labels"), "--output_dir", "out"])
-    assert not embedded and model_args.config_name is None
+    assert not embedded and model_args.config_name is None and not model_args.supervised_reference
     assert training_args.learning_rate == 5e-5 and data_args.flip_prob == 0.5  # the library's / the script's defaults
 
 

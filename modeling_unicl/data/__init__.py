@@ -13,6 +13,15 @@ One module per job:
     builder.py   build_training_dataset: validates the datasets and puts the pieces together
     embedded.py  the embedded default data (animal silhouettes)
 
+Streaming (webdataset shards, `datasets` streamed with `streaming=True`):
+
+    shards.py             shard patterns (brace ranges, fsspec URLs), reading tars with webdataset, sample ids,
+                          which reader slot reads which shard in an epoch
+    class_names.py        the class-name file (line i = class id i; synonyms)
+    streaming.py          StreamingTrainingDataset: exact per-batch mixing, sharded by rank and worker, resumable
+    streaming_builder.py  build_streaming_dataset: checks everything checkable before training
+    shard_writing.py      write_shards: samples -> size-bounded shards + classes.txt + manifest.json
+
 Determinism: index `k` of the dataset stands for (epoch, row) = divmod(k, len(dataset)); a sample's template and
 augmentation are drawn from a generator seeded with (seed, epoch, uid), the order of an epoch from (seed, epoch).
 Nothing depends on global random state, worker ids or ranks, so a resumed run sees exactly the same texts, crops and
@@ -36,6 +45,15 @@ _EXPORTS = {
     "UniCLTrainingDataset": ".dataset",
     "UniCLCollator": ".collator",
     "build_training_dataset": ".builder",
+    "ClassNames": ".class_names",
+    "read_class_names_file": ".class_names",
+    "HubShards": ".shards",
+    "TarShards": ".shards",
+    "expand_shard_patterns": ".shards",
+    "sample_uid": ".shards",
+    "StreamingTrainingDataset": ".streaming",
+    "build_streaming_dataset": ".streaming_builder",
+    "write_shards": ".shard_writing",
     # shared with the rest of the package, re-exported for the data API
     "UnreadableImageError": "..processing_unicl",
     "load_image": "..processing_unicl",

@@ -59,7 +59,8 @@ def build_training_dataset(
     _check_options_against_sources(options, len(label_sources), len(caption_sources))
 
     class_names, id_maps = build_label_space(class_name_lists, options.share_class_names)
-    parts = normalise_sources(label_sources, caption_sources, id_maps)
+    link_to = class_names if options.link_captions_to_classes else None
+    parts = normalise_sources(label_sources, caption_sources, id_maps, link_to=link_to)
     combined, num_label_rows, num_caption_rows = _combine(parts, len(label_sources), options)
     return UniCLTrainingDataset(
         combined.with_transform(LazyDecode()),

@@ -60,6 +60,11 @@ class TrainingDataOptions:
     Unreadable images:
         strict: raise a `ValueError` naming the row and the file at the first unreadable image. By default such a
             row is replaced by the next readable row of its data type and recorded (`dataset.skipped_rows`).
+
+    Caption-to-class linking (`modeling_unicl.data.linking`):
+        link_captions_to_classes: an image-caption pair whose caption names exactly one known class (whole words,
+            plurals, any case) gets that class's id, so it is a positive of the class's prompts instead of a
+            negative; a caption naming two classes keeps its own id. Off by default (UniCL as published).
     """
 
     image_column: str = "image"
@@ -80,13 +85,14 @@ class TrainingDataOptions:
     flip_prob: float = 0.5
     context_length: int | None = None
     strict: bool = False
+    link_captions_to_classes: bool = False
 
     def __post_init__(self):
         for name in ("image_column", "label_column", "caption_column"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name} must be a column name (a non-empty string), got {value!r}.")
-        for name in ("share_class_names", "train", "strict"):
+        for name in ("share_class_names", "train", "strict", "link_captions_to_classes"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         if self.class_names is not None:

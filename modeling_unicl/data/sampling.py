@@ -26,9 +26,18 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-__all__ = ["UniCLSampler"]
+__all__ = ["UniCLSampler", "label_samples_per_batch"]
 
 _STREAM_KEY = 1_000_003  # seeds the per-type permutations apart from the whole-epoch permutations (keyed by epoch)
+
+
+def label_samples_per_batch(label_fraction: float, batch_size: int) -> int:
+    """Image-label samples in a full batch of "batch" mixing: `label_fraction` of it, rounded, and at least one of
+    each data type when the batch has room for both (the streaming dataset uses the same rule)."""
+    per_batch = int(round(label_fraction * batch_size))
+    if batch_size >= 2:
+        per_batch = min(max(per_batch, 1), batch_size - 1)  # both types in every batch
+    return per_batch
 
 
 class UniCLSampler(torch.utils.data.Sampler):
@@ -71,9 +80,7 @@ class UniCLSampler(torch.utils.data.Sampler):
 
     def label_slots(self) -> tuple[int, int]:
         """(image-label samples per full batch, image-label samples in the last, partial batch) in "batch" mode."""
-        per_batch = int(round(self.label_fraction * self.batch_size))
-        if self.batch_size >= 2:
-            per_batch = min(max(per_batch, 1), self.batch_size - 1)  # both types in every batch
+        per_batch = label_samples_per_batch(self.label_fraction, self.batch_size)
         remainder = self.length % self.batch_size
         last = min(max(int(round(self.label_fraction * remainder)), 0), remainder)
         return per_batch, last

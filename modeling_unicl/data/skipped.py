@@ -1,5 +1,9 @@
 """`SkippedRows`: the unreadable rows a training dataset replaced, including those met in dataloader workers.
 
+A record is keyed by the row (an int, map-style datasets) or by a string (streamed data: `"{shard}#{sample key}"`,
+or the shard itself), and has a kind ("unreadable image" by default; the streaming kinds are in
+`modeling_unicl.data.shards`), counted by `counts()`.
+
 A dataloader worker works on its own copy of the dataset, so what it records stays in its process. While the
 recorder's channel is open (`open_channel`, called in the main process before the workers start; `UniCLTrainer`
 does it when training begins), a worker also sends each row it records through a multiprocessing queue, and
@@ -15,21 +19,26 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+from collections import Counter
 from collections.abc import Mapping
 
 __all__ = ["SkippedRows"]
 
+UNREADABLE_IMAGE = "unreadable image"  # the kind of every record of a map-style dataset
+
 
 class SkippedRows(Mapping):
-    """row -> description (e.g. "file 'a.jpg': OSError: ...") of every unreadable row met in this process or
-    collected from its dataloader workers. A read-only mapping; `add` records, `collect` receives."""
+    """row (or sample key) -> description (e.g. "file 'a.jpg': OSError: ...") of every unreadable row met in this
+    process or collected from its dataloader workers. A read-only mapping; `add` records, `collect` receives,
+    `kind` / `counts` tell the kinds apart."""
 
     def __init__(self):
-        self._rows: dict[int, str] = {}
+        self._rows: dict[int | str, str] = {}
+        self._kinds: dict[int | str, str] = {}
         self._queue = None
         self._main_pid = os.getpid()
 
-    def __getitem__(self, row: int) -> str:
+    def __getitem__(self, row: int | str) -> str:
         return self._rows[row]
 
     def __iter__(self):
@@ -41,15 +50,24 @@ class SkippedRows(Mapping):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._rows!r})"
 
-    def add(self, row: int, description: str) -> bool:
-        """Records an unreadable row; True when this process had not met it before (the caller then logs it)."""
-        row = int(row)
+    def add(self, row: int | str, description: str, kind: str = UNREADABLE_IMAGE) -> bool:
+        """Records an unreadable row (an int) or sample (a string key); True when this process had not met it before
+        (the caller then logs it)."""
+        row = row if isinstance(row, str) else int(row)
         if row in self._rows:
             return False
-        self._rows[row] = description
+        self._rows[row], self._kinds[row] = description, kind
         if self._queue is not None and os.getpid() != self._main_pid:
-            self._queue.put((row, description))
+            self._queue.put((row, description, kind))
         return True
+
+    def kind(self, row: int | str) -> str:
+        """The kind of a record ("unreadable image", "truncated tar", ...)."""
+        return self._kinds[row]
+
+    def counts(self) -> dict[str, int]:
+        """Records per kind."""
+        return dict(Counter(self._kinds.values()))
 
     def open_channel(self, start_method: str | None = None) -> None:
         """Lets the dataloader workers started from now on report to this process. `start_method` is the
@@ -64,10 +82,11 @@ class SkippedRows(Mapping):
             return
         while True:
             try:
-                row, description = self._queue.get_nowait()
+                row, description, kind = self._queue.get_nowait()
             except queue.Empty:
                 return
-            self._rows.setdefault(row, description)
+            if row not in self._rows:
+                self._rows[row], self._kinds[row] = description, kind
 
     def close_channel(self) -> None:
         """Collects the last records and releases the queue."""

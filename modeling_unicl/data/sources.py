@@ -107,9 +107,15 @@ def build_label_space(
 
 # ------------------------------------------------------------------------------------------- one schema
 def normalise_sources(
-    label_sources: Sequence[ImageLabelSource], caption_sources: Sequence[ImageTextSource], id_maps: Sequence[np.ndarray]
+    label_sources: Sequence[ImageLabelSource],
+    caption_sources: Sequence[ImageTextSource],
+    id_maps: Sequence[np.ndarray],
+    link_to: Sequence[str] | None = None,
 ) -> list[datasets.Dataset]:
-    """Every source in the common schema, image-label sources first, with its label ids and uids (see above)."""
+    """Every source in the common schema, image-label sources first, with its label ids and uids (see above).
+
+    `link_to`: the global class names; when given, a caption that names exactly one of them gets that class's id
+    instead of its own (`modeling_unicl.data.linking`)."""
     parts, uid_offset = [], 0
     for source, id_map in zip(label_sources, id_maps):
         uids = np.arange(uid_offset, uid_offset + len(source.dataset), dtype=np.int64)
@@ -118,9 +124,22 @@ def normalise_sources(
         uid_offset += len(source.dataset)
     for source in caption_sources:
         uids = np.arange(uid_offset, uid_offset + len(source.dataset), dtype=np.int64)
-        parts.append(_normalise(source.dataset, source.image_column, source.caption_column, -(1 + uids), uids, True))
+        labels = -(1 + uids)
+        if link_to is not None:
+            captions = column_array(source.dataset, source.caption_column).to_pylist()
+            labels = _link_captions(captions, labels, link_to)
+        parts.append(_normalise(source.dataset, source.image_column, source.caption_column, labels, uids, True))
         uid_offset += len(source.dataset)
     return parts
+
+
+def _link_captions(captions: Sequence[str | None], own_ids: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """`own_ids` with the id of the one class each caption names, where it names exactly one."""
+    from .linking import CaptionLinker
+
+    linker = CaptionLinker(class_names)
+    linked = [linker(caption) for caption in captions]
+    return np.asarray([own if class_id is None else class_id for own, class_id in zip(own_ids, linked)], np.int64)
 
 
 def _normalise(dataset, image_column: str, text_column: str, labels, uids, is_caption: bool) -> datasets.Dataset:
@@ -141,9 +160,10 @@ def _normalise(dataset, image_column: str, text_column: str, labels, uids, is_ca
 
 
 def count_label_rows(dataset: datasets.Dataset) -> tuple[int, int]:
-    """(image-label rows, image-text rows) of a dataset in the common schema."""
-    labels = column_array(dataset, LABEL_COLUMN).to_numpy()
-    return int((labels >= 0).sum()), int((labels < 0).sum())
+    """(image-label rows, image-text rows) of a dataset in the common schema (told apart by the caption: a linked
+    caption has a class id too)."""
+    num_captions = len(dataset) - column_array(dataset, CAPTION_COLUMN).null_count
+    return len(dataset) - num_captions, num_captions
 
 
 class LazyDecode:
@@ -200,7 +220,7 @@ class RowReader:
 
     def _data_types(self) -> np.ndarray:
         if self._is_label_row is None:
-            self._is_label_row = column_array(self.hf_dataset, LABEL_COLUMN).to_numpy() >= 0
+            self._is_label_row = column_array(self.hf_dataset, CAPTION_COLUMN).is_null().to_numpy(zero_copy_only=False)
         return self._is_label_row
 
     def _record_unreadable(self, row: int, error: Exception) -> tuple[int, str]:

@@ -8,6 +8,8 @@ from .callbacks import (
     NonFiniteLossError,
     SamplerEpochCallback,
     SkippedRowsCallback,
+    StreamingStateCallback,
+    ThroughputMeter,
     ZeroShotEvaluation,
 )
 from .checkpoints import checkpoint_problem, last_complete_checkpoint, load_saved_weights, resolve_resume_checkpoint
@@ -21,6 +23,8 @@ __all__ = [
     "NonFiniteLossError",
     "SamplerEpochCallback",
     "SkippedRowsCallback",
+    "StreamingStateCallback",
+    "ThroughputMeter",
     "UniCLTrainer",
     "ZeroShotEvaluation",
     "accuracy_metric",

@@ -3,7 +3,10 @@ suffice, small named hooks that `UniCLTrainer` calls where they do not (the loss
 reachable from `compute_loss` and `log`).
 
 * `SamplerEpochCallback`: the epoch of the `UniCLSampler`, whatever the DataLoader is wrapped in.
-* `SkippedRowsCallback`: the unreadable training rows replaced, collected from dataloader workers and reported.
+* `SkippedRowsCallback`: the unreadable training rows replaced (or streamed samples and shards skipped), collected
+  from dataloader workers and reported, per kind.
+* `StreamingStateCallback`: every rank's position in a streaming dataset, saved inside each checkpoint.
+* `ThroughputMeter`: samples per second between two logs.
 * `NonFiniteLossCallback`: a NaN / inf training loss stops training or (on request) skips the step; reported.
 * `LogitScaleMeter`: the mean temperature multiplier between two logs.
 * `ZeroShotEvaluation`: zero-shot top-1 / top-5 on an image-label dataset.
@@ -13,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Sequence
 
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from ..data.sampling import UniCLSampler
 from ..data.skipped import SkippedRows
@@ -32,6 +37,8 @@ __all__ = [
     "NonFiniteLossError",
     "SamplerEpochCallback",
     "SkippedRowsCallback",
+    "StreamingStateCallback",
+    "ThroughputMeter",
     "ZeroShotEvaluation",
 ]
 
@@ -83,13 +90,101 @@ class SkippedRowsCallback(TrainerCallback):
         self.skipped.close_channel()
         if not self.skipped:
             return
-        rows = sorted(self.skipped)
-        listed = "\n".join(f"  row {row}: {self.skipped[row]}" for row in rows[:50])
-        more = f"\n  ... and {len(rows) - 50} more" if len(rows) > 50 else ""
+        keys = sorted(self.skipped, key=lambda key: (isinstance(key, str), key))
+        listed = "\n".join(f"  {_record_name(key)}: {self.skipped[key]}" for key in keys[:50])
+        more = f"\n  ... and {len(keys) - 50} more" if len(keys) > 50 else ""
+        if all(isinstance(key, int) for key in keys):
+            logger.warning(
+                f"{len(keys)} unreadable training image(s) were skipped (each replaced by the next readable row of "
+                f"its type; build the dataset with strict=True to fail instead):\n{listed}{more}"
+            )
+            return
+        counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(self.skipped.counts().items()))
         logger.warning(
-            f"{len(rows)} unreadable training image(s) were skipped (each replaced by the next readable row of its "
-            f"type; build the dataset with strict=True to fail instead):\n{listed}{more}"
+            f"{len(keys)} unusable training sample(s) or shard(s) were skipped ({counts}; each sample was replaced by "
+            f"the next one of its stream; strict=True / --strict_data fails instead):\n{listed}{more}"
         )
+
+
+def _record_name(key) -> str:
+    return f"row {key}" if isinstance(key, int) else key
+
+
+# ------------------------------------------------------------------------------------------ streaming state
+class StreamingStateCallback(TrainerCallback, ExportableState):
+    """Keeps every rank's `StatefulDataLoader` state of a `StreamingTrainingDataset` inside the checkpoints.
+
+    When a step will be saved (or evaluated, after which a "best" save may follow), every rank's loader state is
+    gathered (a collective: every rank runs the same step ends) and kept here; the Trainer writes it into the
+    checkpoint's `trainer_state.json` (`stateful_callbacks`), the file it writes last, so a checkpoint has its data
+    position exactly when it is complete. `UniCLTrainer` reads it back on resume (`saved_loader_state`).
+    """
+
+    def __init__(self, loader_states: list | None = None, step: int | None = None):
+        self.loader_states, self.step = loader_states, step
+
+    def on_step_end(self, args, state, control, train_dataloader=None, **kwargs):
+        if control.should_save or control.should_evaluate:
+            self._gather(args, state, train_dataloader)
+
+    def on_epoch_end(self, args, state, control, train_dataloader=None, **kwargs):
+        if control.should_save or control.should_evaluate:
+            self._gather(args, state, train_dataloader)
+
+    def _gather(self, args, state, loader) -> None:
+        if loader is None or not hasattr(loader, "state_dict"):
+            return
+        local = loader.state_dict()
+        states = [local]
+        if args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            states = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(states, local)
+        self.loader_states, self.step = states, state.global_step
+
+    def state(self) -> dict:
+        return {"args": {"loader_states": self.loader_states, "step": self.step}, "attributes": {}}
+
+    @staticmethod
+    def saved_loader_state(checkpoint: str, rank: int, world_size: int) -> dict | None:
+        """This rank's loader state saved in `checkpoint` (None when it holds none: not a streaming run). A
+        checkpoint saved by a different number of ranks is a ValueError (the data positions are per rank)."""
+        import json
+        import os
+
+        from transformers.trainer import TRAINER_STATE_NAME
+
+        with open(os.path.join(checkpoint, TRAINER_STATE_NAME), encoding="utf-8") as file:
+            saved = json.load(file).get("stateful_callbacks", {}).get(StreamingStateCallback.__name__)
+        states = (saved or {}).get("args", {}).get("loader_states")
+        if not states:
+            return None
+        if len(states) != world_size:
+            raise ValueError(
+                f"Checkpoint {checkpoint} holds the data positions of {len(states)} rank(s), this run has "
+                f"{world_size}: resume a streaming run with the same number of processes."
+            )
+        return states[rank]
+
+
+# -------------------------------------------------------------------------------------------- throughput
+class ThroughputMeter(TrainerCallback):
+    """Training samples per second (all ranks) since the last log: started when training begins, read by
+    `UniCLTrainer.log`, which logs it as `samples_per_second` for streamed data."""
+
+    def __init__(self):
+        self._time, self._step = None, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._time, self._step = time.perf_counter(), int(state.global_step)
+
+    def pop(self, global_step: int, samples_per_step: int) -> float | None:
+        """The rate since training began or the last call, or None before training began."""
+        if self._time is None:
+            return None
+        now = time.perf_counter()
+        rate = (int(global_step) - self._step) * samples_per_step / max(now - self._time, 1e-9)
+        self._time, self._step = now, int(global_step)
+        return rate
 
 
 # ------------------------------------------------------------------------------------------ non-finite loss

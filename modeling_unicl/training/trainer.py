@@ -18,6 +18,16 @@ The trainer itself holds what only a `Trainer` subclass can do; the extras are c
   `UniCLCollator`; `remove_unused_columns` is forced off and `label_names` is `["labels"]`, so the defaults just
   work. The order and each sample's randomness depend on (seed, epoch, row) only, so `resume_from_checkpoint`
   continues exactly where the interrupted run was.
+* Streamed data: given a `StreamingTrainingDataset` (`modeling_unicl.data.build_streaming_dataset`: webdataset shards,
+  `datasets` streamed with `streaming=True`), the trainer needs `max_steps` (the stream has no length) and builds
+  the loader itself (`get_train_dataloader`): torchdata's `StatefulDataLoader` over the dataset configured with this
+  process's rank and the per-device batch size. It is not handed to `accelerator.prepare`, which would wrap an
+  iterable dataset in `IterableDatasetShard` (each rank keeping every world_size-th batch of its own, already
+  sharded, stream) or dispatch rank 0's batches to all ranks: the dataset shards by rank and worker itself. Every
+  checkpoint holds each rank's loader state (`StreamingStateCallback`) and resuming restores it, so the run
+  continues with the same samples in the same order without replaying them (`ignore_data_skip` is set: the
+  Trainer's own replay would decode every sample it skips; an explicit `ignore_data_skip=True` starts the stream
+  from its beginning instead). Logs add `samples_per_second`.
 * Checkpoints: resuming (and `load_best_model_at_end`) loads the weights with `from_pretrained`'s key conversion
   (see `modeling_unicl.training.checkpoints`: the stock Trainer silently skips Swin weights saved under legacy names).
 * Evaluation: `evaluate()` reports the eval loss when an `eval_dataset` is given, and zero-shot
@@ -44,6 +54,7 @@ from transformers.trainer_utils import IntervalStrategy
 from ..data.collator import UniCLCollator
 from ..data.dataset import UniCLTrainingDataset
 from ..data.sampling import UniCLSampler
+from ..data.streaming import StreamingTrainingDataset
 from ..prompts import IMAGENET_TEMPLATES
 from .callbacks import (
     LogitScaleMeter,
@@ -51,6 +62,8 @@ from .callbacks import (
     NonFiniteLossError,
     SamplerEpochCallback,
     SkippedRowsCallback,
+    StreamingStateCallback,
+    ThroughputMeter,
     ZeroShotEvaluation,
 )
 from .checkpoints import checkpoint_problem, load_saved_weights, resolve_resume_checkpoint
@@ -95,9 +108,7 @@ class UniCLTrainer(Trainer):
         **kwargs,
     ):
         if processing_class is None:
-            processing_class = next(
-                (d.processor for d in (train_dataset, eval_dataset) if isinstance(d, UniCLTrainingDataset)), None
-            )
+            processing_class = next((d.processor for d in (train_dataset, eval_dataset) if _is_unicl_data(d)), None)
         if data_collator is None and processing_class is not None:
             data_collator = UniCLCollator(processing_class, max_length=_context_length(train_dataset))
         self.zero_shot_evaluation = None
@@ -131,15 +142,33 @@ class UniCLTrainer(Trainer):
         self.nonfinite_loss = NonFiniteLossCallback(skip=skip_nonfinite_loss)
         self.add_callback(self.nonfinite_loss)
         self.add_callback(SamplerEpochCallback())
-        if isinstance(train_dataset, UniCLTrainingDataset):
+        if _is_unicl_data(train_dataset):
             self.add_callback(SkippedRowsCallback(train_dataset.skipped_rows))
+        self.throughput = ThroughputMeter()
+        self._data_position = None  # the streaming loader state to resume from (set by train())
+        self._restore_data_position = True
+        if isinstance(train_dataset, StreamingTrainingDataset):
+            self._prepare_for_streaming()
+
+    def _prepare_for_streaming(self) -> None:
+        if self.args.max_steps is None or self.args.max_steps <= 0:
+            raise ValueError(
+                f"A streaming training dataset has no length: set max_steps (a positive number of steps), got "
+                f"{self.args.max_steps!r}."
+            )
+        # the loader's saved state restores the position; the Trainer's replay would decode every skipped sample
+        self._restore_data_position = not self.args.ignore_data_skip
+        self.args.ignore_data_skip = True
+        self.add_callback(StreamingStateCallback())
+        self.add_callback(self.throughput)
 
     @property
-    def skipped_images(self) -> dict[int, str]:
-        """The unreadable training images the dataset replaced (row -> file and error), also those met in dataloader
-        workers (collected while `train()` runs)."""
+    def skipped_images(self) -> dict[int | str, str]:
+        """The unreadable training images the dataset replaced (row -> file and error; for streamed data
+        "{shard}#{key}" or the shard -> kind and error), also those met in dataloader workers (collected while
+        `train()` runs)."""
         dataset = self.train_dataset
-        return dict(dataset.skipped_rows) if isinstance(dataset, UniCLTrainingDataset) else {}
+        return dict(dataset.skipped_rows) if _is_unicl_data(dataset) else {}
 
     @property
     def skipped_nonfinite_steps(self) -> list[int]:
@@ -155,12 +184,51 @@ class UniCLTrainer(Trainer):
         trainer_state.json, which the Trainer writes last, or a truncated weights file), with a warning. An explicit
         incomplete checkpoint raises a ValueError saying what is missing."""
         resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        self._data_position = None
+        if isinstance(self.train_dataset, StreamingTrainingDataset) and isinstance(resume_from_checkpoint, str):
+            self._data_position = self._saved_data_position(resume_from_checkpoint)
         output = super().train(resume_from_checkpoint, *args, **kwargs)
         output.metrics["train_skipped_nonfinite_steps"] = len(self.skipped_nonfinite_steps)
         output.metrics["train_skipped_images"] = len(self.skipped_images)
+        if isinstance(self.train_dataset, StreamingTrainingDataset):
+            for kind, count in sorted(self.train_dataset.skipped_rows.counts().items()):
+                output.metrics[f"train_skipped_{kind.replace(' ', '_')}"] = count
         return output
 
+    def _saved_data_position(self, checkpoint: str) -> dict | None:
+        """This rank's streaming loader state in `checkpoint`, or None (with a warning when it has none)."""
+        if not self._restore_data_position:
+            logger.info("ignore_data_skip=True: the streamed data starts from its beginning, not the checkpoint's.")
+            return None
+        state = StreamingStateCallback.saved_loader_state(checkpoint, self.args.process_index, self.args.world_size)
+        if state is None:
+            logger.warning(
+                f"Checkpoint {checkpoint} holds no streaming data position: the streamed data starts from its "
+                "beginning."
+            )
+        return state
+
     # ------------------------------------------------------------------------------------------------- data
+    def get_train_dataloader(self):
+        """The Trainer's loader, or for a `StreamingTrainingDataset` a `StatefulDataLoader` that this trainer builds
+        and restores itself (see the module docstring: not prepared by accelerate, which would re-shard it)."""
+        dataset = self.train_dataset
+        if not isinstance(dataset, StreamingTrainingDataset):
+            return super().get_train_dataloader()
+        args = self.args
+        dataset.configure(self._train_batch_size, rank=args.process_index, world_size=args.world_size)
+        loader = dataset.make_loader(
+            self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+            multiprocessing_context=args.dataloader_multiprocessing_context if args.dataloader_num_workers else None,
+            prefetch_factor=args.dataloader_prefetch_factor if args.dataloader_num_workers else None,
+        )
+        if self._data_position is not None:
+            loader.load_state_dict(self._data_position)
+        return loader
+
     # Private, but the Trainer's only seam for the sampler alone (get_train_dataloader would copy its DataLoader setup).
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -225,11 +293,17 @@ class UniCLTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds `logit_scale` (mean temperature multiplier since the last log) to the training logs."""
+        """Adds `logit_scale` (mean temperature multiplier since the last log) to the training logs, and for streamed
+        data `samples_per_second` (all ranks, since the last log)."""
         if "loss" in logs:
             logit_scale = self.logit_scale_meter.pop_mean()
             if logit_scale is not None:
                 logs["logit_scale"] = logit_scale
+            if isinstance(self.train_dataset, StreamingTrainingDataset):
+                samples_per_step = self._train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+                rate = self.throughput.pop(self.state.global_step, samples_per_step)
+                if rate is not None:
+                    logs["samples_per_second"] = round(rate, 2)
         super().log(logs, start_time)
 
     # ------------------------------------------------------------------------------------------- evaluation
@@ -261,9 +335,13 @@ class UniCLTrainer(Trainer):
         return self.zero_shot_evaluation(model, self.args, self.accelerator, metric_key_prefix)
 
 
+def _is_unicl_data(dataset) -> bool:
+    return isinstance(dataset, (UniCLTrainingDataset, StreamingTrainingDataset))
+
+
 def _context_length(train_dataset) -> int | None:
-    """The `context_length` data option of a `UniCLTrainingDataset` (None: the collator's default)."""
-    return train_dataset.options.context_length if isinstance(train_dataset, UniCLTrainingDataset) else None
+    """The `context_length` data option of a UniCL training dataset (None: the collator's default)."""
+    return train_dataset.options.context_length if _is_unicl_data(train_dataset) else None
 
 
 @contextlib.contextmanager
