@@ -29,9 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import multiprocessing
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import lru_cache
 from pathlib import Path
 
 from cli_utils import UsageError, exit_on_usage_error, markdown_table
@@ -64,7 +68,10 @@ def parse_args(argv):
     parser.add_argument("--digits_epochs", type=float, default=20.0, help="passes over the 1,297 training digits")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads, fixed for comparability")
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads per run, fixed for comparability")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="runs trained at once, each in its own process (default 2: one per core of a 2-core machine "
+                             "at --threads 1; the numbers do not depend on it)")
     parser.add_argument("--output_dir", default="comparison")
     parser.add_argument("--studies", nargs="+", default=list(STUDIES), choices=STUDIES)
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
@@ -254,13 +261,58 @@ def score_union(model, processor, data, seed) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- runs
-def run_union(data, seed, args, output_dir) -> list[dict]:
-    runs, steps_of = [], {}
-    for regime in args.regimes:
+# Every run is one task: (study, what, seed). Tasks are independent (each seeds its own model and data), so they run
+# in `--jobs` processes of `--threads` threads each and give the same numbers as one after another.
+def plan_tasks(args) -> list[dict]:
+    """Every run the studies need. The ResNet on the silhouettes of the pure-label study is the union study's (a)
+    and (a'), so it is not trained twice when the union study runs them."""
+    tasks = []
+    for seed in args.seeds:
+        if "union" in args.studies:
+            tasks += [{"study": "union", "regime": regime, "seed": seed} for regime in args.regimes]
+        if "pure_label" in args.studies:
+            for dataset in args.datasets:
+                for tower in args.towers:
+                    for objective in ("unicl", "ce"):
+                        if _reused_union_regime(tower, dataset, objective, args):
+                            continue
+                        tasks.append({"study": "pure_label", "tower": tower, "dataset": dataset,
+                                      "objective": objective, "seed": seed})
+    return tasks
+
+
+def _reused_union_regime(tower, dataset, objective, args) -> str | None:
+    regime = {"unicl": "supervised", "ce": "ce"}[objective]
+    reused = tower == "resnet" and dataset == "silhouettes" and "union" in args.studies and regime in args.regimes
+    return regime if reused else None
+
+
+def steps_of_passes(num_rows: int, epochs: float, batch_size: int) -> int:
+    """The optimizer steps of `epochs` passes over `num_rows` samples, as the Trainer counts them (the last batch of
+    a pass may be partial): (b)'s step budget, known before (b) runs."""
+    return math.ceil(epochs * math.ceil(num_rows / batch_size))
+
+
+@lru_cache(maxsize=4)
+def _data(name: str, seed: int, num_train: int | None) -> Data:
+    return load_data(name, seed, num_train)
+
+
+def run_task(task: dict, args) -> dict:
+    """Trains and scores one task; returns its row (scores, steps, wall and CPU seconds)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    seed, output_dir = task["seed"], Path(args.output_dir)
+    start = _clock()
+    if task["study"] == "union":
+        regime, data = task["regime"], _data("silhouettes", seed, args.num_train)
         config = model_config("resnet", IMAGE_SIZES["silhouettes"])
-        max_steps = steps_of.get("clip") if regime == "unicl@clip-steps" else args.max_steps
+        max_steps = args.max_steps
+        if regime == "unicl@clip-steps":
+            max_steps = min(args.max_steps or math.inf, steps_of_passes(len(data.caption_train), args.epochs,
+                                                                         args.batch_size))
         training_args = training_arguments(args, seed, output_dir / f"run-{regime}-{seed}", args.epochs, max_steps)
-        start = _clock()
         if regime == "ce":
             classifier, processor, steps = train_cross_entropy(config, data.label_train, seed, training_args)
             scores = {"zero_shot_seen": classifier_top1(classifier, processor, data.eval_seen),
@@ -270,40 +322,66 @@ def run_union(data, seed, args, output_dir) -> list[dict]:
             captions = [data.caption_train] if regime != "supervised" else []
             model, processor, steps = train_unicl(config, labels, captions, seed, training_args, regime == "unicl+link")
             scores = score_union(model, processor, data, seed)
-        steps_of[regime] = steps
-        runs.append({"study": "union", "regime": regime, "seed": seed, "steps": steps, **scores, **_since(start)})
-        print(json.dumps(runs[-1]), flush=True)
-    return runs
+        return {**task, "steps": steps, **scores, **_since(start)}
 
-
-def run_pure_label(dataset, data, seed, args, output_dir, union_runs) -> list[dict]:
-    """UniCL on labels only vs cross-entropy; the ResNet on the silhouettes reuses the union study's (a) and (a')."""
     from modeling_unicl.evaluation.zero_shot import evaluate_zero_shot
 
-    runs = []
-    for tower in args.towers:
-        for objective in ("unicl", "ce"):
-            union_regime = {"unicl": "supervised", "ce": "ce"}[objective]
-            reused = [r for r in union_runs if r["seed"] == seed and r["regime"] == union_regime]
-            if tower == "resnet" and dataset == "silhouettes" and reused:
-                top1, steps, cost = reused[0]["zero_shot_seen"], reused[0]["steps"], {}
-            else:
-                epochs = args.epochs if dataset == "silhouettes" else args.digits_epochs
-                config = model_config(tower, IMAGE_SIZES[dataset])
-                folder = output_dir / f"run-{tower}-{dataset}-{objective}-{seed}"
-                training_args = training_arguments(args, seed, folder, epochs, args.max_steps)
-                start = _clock()
-                if objective == "ce":
-                    classifier, processor, steps = train_cross_entropy(config, data.label_train, seed, training_args)
-                    top1 = classifier_top1(classifier, processor, data.eval_seen)
-                else:
-                    model, processor, steps = train_unicl(config, [data.label_train], [], seed, training_args)
-                    top1 = evaluate_zero_shot(model, processor, data.eval_seen)["top1"]
-                cost = _since(start)
-            runs.append({"study": "pure_label", "tower": tower, "dataset": dataset, "objective": objective,
-                         "seed": seed, "steps": steps, "top1": top1, **cost})
-            print(json.dumps(runs[-1]), flush=True)
-    return runs
+    tower, dataset, objective = task["tower"], task["dataset"], task["objective"]
+    data = _data(dataset, seed, args.num_train)
+    epochs = args.epochs if dataset == "silhouettes" else args.digits_epochs
+    config = model_config(tower, IMAGE_SIZES[dataset])
+    folder = output_dir / f"run-{tower}-{dataset}-{objective}-{seed}"
+    training_args = training_arguments(args, seed, folder, epochs, args.max_steps)
+    if objective == "ce":
+        classifier, processor, steps = train_cross_entropy(config, data.label_train, seed, training_args)
+        top1 = classifier_top1(classifier, processor, data.eval_seen)
+    else:
+        model, processor, steps = train_unicl(config, [data.label_train], [], seed, training_args)
+        top1 = evaluate_zero_shot(model, processor, data.eval_seen)["top1"]
+    return {**task, "steps": steps, "top1": top1, **_since(start)}
+
+
+def run_tasks(tasks: list[dict], args) -> list[dict]:
+    """The rows of `tasks`, in plan order; with `--jobs` > 1 in that many spawned processes (longest tasks first)."""
+    rows = [None] * len(tasks)
+    if args.jobs == 1:
+        for index, task in enumerate(tasks):
+            rows[index] = run_task(task, args)
+            print(json.dumps(rows[index]), flush=True)
+        return rows
+    # spawn, not fork: a forked child of a process that has run torch's thread pool can hang
+    context = multiprocessing.get_context("spawn")
+    order = sorted(range(len(tasks)), key=lambda i: -_expected_cost(tasks[i]))
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        futures = {pool.submit(run_task, tasks[i], args): i for i in order}
+        for future in as_completed(futures):
+            rows[futures[future]] = future.result()
+            print(json.dumps(rows[futures[future]]), flush=True)
+    return rows
+
+
+def _expected_cost(task: dict) -> float:
+    """Rough relative cost, only to start the longest tasks first."""
+    if task["study"] == "union":
+        return {"unicl": 2.0, "unicl+link": 2.0, "unicl@clip-steps": 1.0, "supervised": 1.0, "clip": 1.0}.get(
+            task["regime"], 0.5)
+    return 1.5 if task["tower"] == "swin" else 0.7
+
+
+def with_reused_runs(rows: list[dict], args) -> list[dict]:
+    """`rows` plus the pure-label rows that are the union study's runs (see `plan_tasks`)."""
+    out = list(rows)
+    for seed in args.seeds if "pure_label" in args.studies else ():
+        for dataset in args.datasets:
+            for tower in args.towers:
+                for objective in ("unicl", "ce"):
+                    regime = _reused_union_regime(tower, dataset, objective, args)
+                    if regime is None:
+                        continue
+                    union = next(r for r in rows if r["study"] == "union" and r["regime"] == regime and r["seed"] == seed)
+                    out.append({"study": "pure_label", "tower": tower, "dataset": dataset, "objective": objective,
+                                "seed": seed, "steps": union["steps"], "top1": union["zero_shot_seen"]})
+    return out
 
 
 def _clock() -> tuple[float, float]:
@@ -440,6 +518,8 @@ def plot(union, args, path):
 @exit_on_usage_error
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.jobs < 1 or args.threads < 1:
+        raise UsageError(f"--jobs and --threads must be at least 1, got --jobs {args.jobs} --threads {args.threads}.")
     if not args.seeds or args.epochs <= 0 or args.digits_epochs <= 0:
         raise UsageError("--seeds needs at least one seed and --epochs / --digits_epochs must be positive.")
     if "union" in args.studies and "unicl@clip-steps" in args.regimes and "clip" not in args.regimes:
@@ -449,18 +529,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    runs, start = [], _clock()
-    for seed in args.seeds:
-        union_runs = []
-        if "union" in args.studies:
-            union_runs = run_union(load_data("silhouettes", seed, args.num_train), seed, args, output_dir)
-            runs += union_runs
-        if "pure_label" in args.studies:
-            for dataset in args.datasets:
-                data = load_data(dataset, seed, args.num_train)
-                runs += run_pure_label(dataset, data, seed, args, output_dir, union_runs)
-    cost = _since(start)
-    table, note = write_report(runs, args, output_dir, cost["wall_s"], cost["cpu_s"])
+    start = time.time()
+    runs = with_reused_runs(run_tasks(plan_tasks(args), args), args)
+    wall_s = round(time.time() - start, 1)
+    cpu_s = round(sum(run.get("cpu_s", 0.0) for run in runs), 1)  # of every process, not only this one
+    table, note = write_report(runs, args, output_dir, wall_s, cpu_s)
     print("\n" + table + "\n\n" + note)
     return 0
 

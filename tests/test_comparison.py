@@ -16,14 +16,15 @@ import reproduce_comparison  # noqa: E402
 def test_the_comparison_runs_every_regime_and_study(tmp_path):
     pytest.importorskip("sklearn")
     code = reproduce_comparison.main([
-        "--seeds", "0", "--max_steps", "2", "--num_train", "64", "--batch_size", "16", "--output_dir", str(tmp_path),
-        "--towers", "swin", "resnet",
+        "--seeds", "0", "--epochs", "1", "--digits_epochs", "1", "--num_train", "64", "--batch_size", "16",
+        "--output_dir", str(tmp_path), "--towers", "swin", "resnet", "--jobs", "1",
     ])
     assert code == 0
     saved = json.loads((tmp_path / "comparison.json").read_text())
     union = {r["regime"]: r for r in saved["runs"] if r["study"] == "union"}
     assert set(union) == set(reproduce_comparison.REGIMES)
-    assert union["unicl@clip-steps"]["steps"] == union["clip"]["steps"] == 2
+    # (b)'s step budget, computed before (b) runs, is what the Trainer did: 64 captions / 16 per batch
+    assert union["unicl@clip-steps"]["steps"] == union["clip"]["steps"] == 4 and union["unicl"]["steps"] == 8
     assert set(union["ce"]) >= {"zero_shot_seen", "linear_probe_all"} and "zero_shot_all" not in union["ce"]
     for regime, run in union.items():
         assert run["cpu_s"] > 0 and all(0.0 <= run[m] <= 1.0 for m in reproduce_comparison.METRICS if m in run), regime
@@ -32,6 +33,17 @@ def test_the_comparison_runs_every_regime_and_study(tmp_path):
     report = (tmp_path / "comparison.md").read_text()
     assert "(d) UniCL, union, captions linked" in report and "| resnet | digits |" in report
     assert (tmp_path / "comparison.png").is_file()
+
+
+def test_runs_in_parallel_processes_give_the_same_numbers(tmp_path):
+    common = ["--seeds", "0", "1", "--studies", "union", "--regimes", "supervised", "clip", "--max_steps", "2",
+              "--num_train", "32", "--batch_size", "16"]
+    rows = {}
+    for jobs in ("1", "2"):
+        assert reproduce_comparison.main(common + ["--jobs", jobs, "--output_dir", str(tmp_path / jobs)]) == 0
+        saved = json.loads((tmp_path / jobs / "comparison.json").read_text())["runs"]
+        rows[jobs] = [{k: v for k, v in run.items() if k not in ("wall_s", "cpu_s")} for run in saved]
+    assert len(rows["1"]) == 4 and rows["1"] == rows["2"]
 
 
 def test_the_cross_entropy_baseline_is_the_same_tower_and_a_linear_classifier():
