@@ -500,7 +500,7 @@ def plot(union, args, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(12, 4))
     width = 0.8 / len(union)
     for i, (regime, s) in enumerate(union.items()):
         xs = [j + i * width for j, m in enumerate(METRICS) if s[m]]
@@ -510,7 +510,7 @@ def plot(union, args, path):
     ax.set_xticklabels(["zero-shot\nseen (7)", "zero-shot\nheld-out (3)", "zero-shot\nall (10)", "linear probe\nall (10)"])
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"UniCL in miniature: embedded animal silhouettes, ResNet 48 px, {len(args.seeds)} seeds")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

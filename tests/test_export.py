@@ -154,6 +154,18 @@ def test_int8_image_graph_runs_and_agrees_with_fp32(exported, onnx_fp32, test_im
     assert torch.equal(int8.get_text_features(**tokens).pooler_output, onnx_fp32.get_text_features(**tokens).pooler_output)
 
 
+def test_int8_says_how_many_layers_it_quantized_and_warns_when_none(exported, tmp_path, caplog):
+    assert read_export_config(exported).int8_options["quantized_layers"] > 0  # a Swin: its linear layers
+    from modeling_unicl.presets import MODEL_PRESETS, processor_for_config
+
+    config = MODEL_PRESETS["animals-small"].config()  # the main job's ResNet: convolutions + the fp32 projection
+    torch.manual_seed(0)
+    with caplog.at_level("WARNING"):
+        written = export_onnx(UniCLModel(config).eval(), processor_for_config(config), tmp_path / "resnet", int8=True)
+    assert written.int8_options["quantized_layers"] == 0
+    assert "has no layer that dynamic quantization covers" in caplog.text
+
+
 def test_the_stand_in_speaks_the_evaluation_codes_language(onnx_fp32, tiny_model):
     assert onnx_fp32.eval() is onnx_fp32 and onnx_fp32.train(False) is onnx_fp32 and not onnx_fp32.training
     assert next(onnx_fp32.parameters()).device.type == "cpu" and onnx_fp32.device.type == "cpu"

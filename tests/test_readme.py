@@ -25,7 +25,7 @@ def test_the_fine_tuning_recipes_run_as_written(tmp_path):
     """Both Fine-tuning blocks, one after the other, in a folder holding a tiny `unicl-animals`; the only change is
     the length of training (2 steps instead of an epoch)."""
     section = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("### Fine-tuning", 1)[1]
-    blocks = re.findall(r"```python\n(.*?)```", section.split("## Evaluation")[0], re.S)
+    blocks = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], re.S)  # up to the next section
     assert len(blocks) == 2
     setup = (
         "import sys\n"

@@ -11,6 +11,7 @@ not) and refused beyond `tolerance`.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,8 @@ from .dependencies import require
 from .folder import INT8_TOWERS, ExportConfig, graph_file
 from .quantize import quantize_graph
 from .towers import ImageEncoder, TextEncoder
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_OPSET", "PARITY_TOLERANCE", "export_onnx", "export_pretrained"]
 
@@ -158,6 +161,12 @@ def _write_folder(model, processor, folder: Path, opset: int, int8: bool, tolera
     if int8:
         for tower in INT8_TOWERS:
             options = quantize_graph(folder / graph_file(tower), folder / graph_file(tower, int8=True))
+            if options["quantized_layers"] == 0:
+                logger.warning(
+                    f"int8: the {tower} tower has no layer that dynamic quantization covers (it quantizes linear "
+                    "layers; a convolutional tower such as a ResNet has none but its projection, which stays fp32), "
+                    "so its int8 graph computes exactly what the fp32 graph does, at fp32 speed."
+                )
         int8_model = OnnxUniCLModel(folder, config, int8=True, threads=1)
         config.int8_options = {**options, "towers": list(INT8_TOWERS),
                                "min_image_cosine_to_fp32_at_export": _min_image_cosine(fp32, int8_model, inputs)}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .dependencies import require
 
-__all__ = ["INT8_OPTIONS", "quantize_graph"]
+__all__ = ["INT8_OPTIONS", "count_quantized_layers", "quantize_graph"]
 
 # The linear layers (MatMul with a constant weight) become int8, with one scale per output channel (Gather would
 # quantize a token embedding: the text tower is not quantized, see `folder.INT8_TOWERS`); Swin's patch embedding (a 4x4 Conv, <1% of the FLOPs) stays fp32, and so do the two projections
@@ -47,4 +47,16 @@ def quantize_graph(source: Path, target: Path, options: dict | None = None) -> d
         )
     finally:
         root.setLevel(level)
-    return options
+    return {**options, "quantized_layers": count_quantized_layers(Path(target))}
+
+
+# the integer kernels that dynamic quantization puts in place of a float MatMul / Conv
+QUANTIZED_OP_TYPES = ("MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger")
+
+
+def count_quantized_layers(path: Path) -> int:
+    """How many layers of the graph at `path` compute in int8. Zero for a tower without linear layers (a ResNet is
+    convolutions + one projection, which stays fp32): its int8 graph computes what the fp32 graph does."""
+    onnx = require("onnx")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return sum(node.op_type in QUANTIZED_OP_TYPES for node in graph.node)
