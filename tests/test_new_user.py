@@ -116,8 +116,9 @@ def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tiny_config_
         "--threads", "1",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    # SIGINT handled as at a terminal even where this test runs in a background job (which inherits SIGINT ignored)
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not (out / "checkpoint-2" / "trainer_state.json").is_file():

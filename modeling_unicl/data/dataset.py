@@ -11,7 +11,7 @@ from typing import Sequence
 import datasets
 import torch
 
-from .examples import ExampleMaker, RandomResizedCropAndFlip, training_image_size
+from .examples import ExampleMaker, training_augmentation
 from .options import TrainingDataOptions
 from .skipped import SkippedRows
 from .sources import RowReader
@@ -49,12 +49,7 @@ class UniCLTrainingDataset(torch.utils.data.Dataset):
         self.num_label_rows, self.num_caption_rows = int(num_label_rows), int(num_caption_rows)
         self.skipped_rows = SkippedRows()
         self.reader = RowReader(hf_dataset, self.skipped_rows, strict=options.strict)
-        augmentation = None
-        if options.train:
-            size = training_image_size(processor.image_processor, options.image_size)
-            augmentation = RandomResizedCropAndFlip(
-                size, scale=options.crop_scale, ratio=options.crop_ratio, flip_prob=options.flip_prob
-            )
+        augmentation = training_augmentation(processor.image_processor, options)
         self.examples = ExampleMaker(
             processor.image_processor, class_names, options.templates, options.seed, augmentation
         )

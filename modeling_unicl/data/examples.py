@@ -39,7 +39,7 @@ from PIL import Image as PILImage
 
 from ..processing_unicl import UnreadableImageError, to_rgb
 
-__all__ = ["ExampleMaker", "RandomResizedCropAndFlip", "sample_rng", "training_image_size"]
+__all__ = ["ExampleMaker", "RandomResizedCropAndFlip", "sample_rng", "training_augmentation", "training_image_size"]
 
 ENCODED_IMAGE_TYPES = (bytes, bytearray, memoryview)  # a shard member's content, as webdataset reads it
 JPEG_DRAFT_REDUCTIONS = (8, 4, 2)  # the scales libjpeg decodes at directly (1/8, 1/4, 1/2), largest first
@@ -199,6 +199,17 @@ def _exif_orientation(image: PILImage.Image, data: bytes) -> int | None:
         raise UnreadableImageError(
             f"Cannot read the EXIF data of the image bytes ({len(data)} bytes): {error}"
         ) from error
+
+
+def training_augmentation(image_processor, options) -> RandomResizedCropAndFlip | None:
+    """The crop and flip that `options` (a `TrainingDataOptions`) asks for, at the crop size of `options.image_size`
+    or the image processor's; None when `options.train` is False (the image processor's evaluation transform)."""
+    if not options.train:
+        return None
+    size = training_image_size(image_processor, options.image_size)
+    return RandomResizedCropAndFlip(
+        size, scale=options.crop_scale, ratio=options.crop_ratio, flip_prob=options.flip_prob
+    )
 
 
 def training_image_size(image_processor, image_size=None) -> tuple[int, int]:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from .class_names import ClassNames, draw_synonym
-from .examples import ExampleMaker, RandomResizedCropAndFlip, training_image_size
+from .examples import ExampleMaker, training_augmentation
 from .options import TrainingDataOptions
 from .sampling import label_samples_per_batch
 from .shards import (
@@ -215,12 +215,7 @@ class StreamingTrainingDataset(torch.utils.data.IterableDataset):
         self.num_classes = len(class_names) if class_names is not None else 0
         self.shuffle_window, self.num_samples = int(shuffle_window), num_samples
         self.skipped_rows = SkippedRows()
-        augmentation = None
-        if options.train:
-            size = training_image_size(processor.image_processor, options.image_size)
-            augmentation = RandomResizedCropAndFlip(
-                size, scale=options.crop_scale, ratio=options.crop_ratio, flip_prob=options.flip_prob
-            )
+        augmentation = training_augmentation(processor.image_processor, options)
         self.examples = StreamingExampleMaker(
             processor.image_processor, self.class_synonyms, options.templates, options.seed, augmentation
         )
