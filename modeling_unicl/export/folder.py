@@ -48,6 +48,8 @@ class ExportConfig:
     int8: bool
     parity_max_abs_diff: dict[str, float] = field(default_factory=dict)  # fp32 graph vs PyTorch, measured at export
     int8_options: dict | None = None
+    # per tower, the attention-mask fills written as the float32 minimum (`masked_attention`: no denormal weights)
+    attention_mask_fills_rewritten: dict[str, int] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = 1

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .dependencies import require
-from .folder import INT8_TOWERS, ExportConfig, graph_file
+from .folder import INT8_TOWERS, TOWERS, ExportConfig, graph_file
+from .masked_attention import zero_masked_attention_weights
 from .quantize import quantize_graph
 from .towers import ImageEncoder, TextEncoder
 
@@ -141,12 +142,14 @@ def _write_folder(model, processor, folder: Path, opset: int, int8: bool, tolera
 
     tokenizer = processor.tokenizer
     _export_graphs(model, tokenizer, folder, opset)
+    mask_fills = {tower: zero_masked_attention_weights(folder / graph_file(tower)) for tower in TOWERS}
     config = ExportConfig(
         logit_scale=float(model.get_logit_scale().item()), projection_dim=int(model.config.projection_dim),
         image_size=int(model.config.vision_config.image_size),
         num_channels=int(model.config.vision_config.num_channels),
         context_length=int(model.config.text_config.max_position_embeddings),
-        text_inputs=["input_ids", "attention_mask"], opset=opset, exporter=EXPORTER, int8=int8, versions=_versions())
+        text_inputs=["input_ids", "attention_mask"], opset=opset, exporter=EXPORTER, int8=int8, versions=_versions(),
+        attention_mask_fills_rewritten=mask_fills)
     model.config.to_json_file(str(folder / "config.json"))
     processor.save_pretrained(folder)
 
