@@ -39,8 +39,14 @@ def test_data_path_json_has_the_figure_with_plausible_values(results):
     assert all(len(t["cpu_s"]) == len(t["wall_s"]) == TINY.data_path_rounds for t in measured["times_s"].values())
     assert measured["images"] == 5 and measured["shards"] == 3 and measured["crop_size"] == [32, 32]
     assert 0.05 < measured["jpeg_bytes_per_pixel"] < 2.0
+    by_content = fig["decode_and_crop_by_content"]
+    assert list(by_content) == [name for name, _, _ in data_path.CONTENT_SWEEP]
+    assert all(c["ratio"] == pytest.approx(c["draft"] / c["full_decode"]) for c in by_content.values())
+    sizes = [by_content[name]["bytes_per_pixel"] for name in by_content]
+    assert sizes[0] > sizes[1] > sizes[2] > 0  # quality 90 > quality 75 > smooth gradients: what the sweep varies
     table = report.markdown(saved)
     assert "| `data_path_speedup_vs_full_decode` |" in table and "worker processes (cores) feed 1,000" in table
+    assert "Decode + crop by content" in table and "smooth gradients, quality 90" in table
 
 
 def test_shards_hold_distinct_jpegs_and_captions_read_back_as_raw_bytes(tmp_path):
