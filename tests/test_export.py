@@ -94,6 +94,43 @@ def test_image_parity_at_several_batch_sizes(tiny_model, onnx_fp32, test_images,
     assert got.shape == expected.shape and _max_diff(got, expected) <= TOL
 
 
+class _CountingSession:
+    """Wraps an ONNX Runtime session and records the batch size of every run."""
+
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def run(self, outputs, feed):
+        self.batches.append(len(feed["pixel_values"]))
+        return self.session.run(outputs, feed)
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_images_run_in_chunks_and_equal_one_run_per_chunk(exported, test_images, int8):
+    pixel_values = tiny_processor().image_processor(test_images[0][:11], return_tensors="pt")["pixel_values"]
+    chunked = OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=4)
+    whole = OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=None)
+    chunked.image_session = _CountingSession(chunked.image_session)
+    whole.image_session = _CountingSession(whole.image_session)
+    got = chunked.get_image_features(pixel_values).pooler_output
+    assert chunked.image_session.batches == [4, 4, 3]
+    one_run = whole.get_image_features(pixel_values).pooler_output
+    assert whole.image_session.batches == [11]
+    if int8:  # activations are quantized per run: each chunk as if run alone
+        alone = torch.cat([whole.get_image_features(pixel_values[i : i + 4]).pooler_output for i in (0, 4, 8)])
+        assert torch.equal(got, alone) and _max_diff(got, one_run) < 0.05
+    else:
+        assert _max_diff(got, one_run) <= 1e-6
+    with pytest.raises(ValueError, match="no image"):
+        chunked.get_image_features(pixel_values[:0])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "4"])
+def test_a_bad_image_chunk_size_is_refused(exported, bad):
+    with pytest.raises(ValueError, match="image_chunk_size must be a positive int"):
+        OnnxUniCLModel.from_exported(exported, image_chunk_size=bad)
+
+
 @pytest.mark.parametrize("padding", ["longest", "max_length", "none"])
 def test_text_parity_at_several_lengths_and_paddings(tiny_model, onnx_fp32, padding):
     """The text graph pools every row at its own end-of-text token, whatever the batch's padding."""
