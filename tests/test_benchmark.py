@@ -189,6 +189,17 @@ def test_bf16_flag_reaches_the_run(monkeypatch):
 
 
 @pytest.mark.parametrize("flags, expected", [
+    ({"avx2", "fma"}, False),  # the AVX2 EPYC: emulated
+    ({"avx512f", "avx512_vnni"}, False),  # AVX-512 without BF16: oneDNN says yes, but it emulates (3x slower)
+    ({"avx512f", "avx512_bf16"}, True),
+    ({"avx512f", "amx_bf16", "amx_tile"}, True),
+    ({"fp", "asimd", "bf16"}, True),  # Arm's BF16 extension
+])
+def test_native_bf16_reads_the_cpu_flags(flags, expected):
+    assert measure.native_bf16(flags) is expected
+
+
+@pytest.mark.parametrize("flags, expected", [
     ([], True), (["--no_keep_freed_memory"], False),
     (["--keep_freed_memory", "off"], False), (["--keep_freed_memory", "on"], True),  # the deprecated spelling
 ])

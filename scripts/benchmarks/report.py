@@ -17,7 +17,7 @@ GOALS = {  # figure -> minimum value the issue asks for
     "data_path_speedup_vs_full_decode": 2.0,
 }
 
-BF16_SKIPPED = ("not measured: this CPU has no native bf16 (oneDNN: no AVX512-BF16 / AMX), autocast would time an "
+BF16_SKIPPED = ("not measured: this CPU has no native bf16 (no AVX512-BF16, AMX or Arm BF16 flag), autocast would time an "
                 "emulation; --bf16 on measures it anyway")
 CLIP_PIPELINE = "pipeline('zero-shot-image-classification') + CLIPModel ViT-B/32 (random init)"
 DUAL_ENCODER_77 = "VisionTextDualEncoderModel (same Swin + CLIP-text configs, CLIP loss), 77 tokens"
