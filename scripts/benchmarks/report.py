@@ -216,7 +216,7 @@ def data_path_figure(data_path: dict) -> dict:
                  decode_and_crop_only=figure(per_core["draft_decode_and_crop"], per_core["full_decode_and_crop"],
                                              "PIL full-size decode + crop", "images/s per core"),
                  draft_reductions=data_path["draft_reductions_first_round"],
-                 decode_and_crop_by_content=data_path["decode_and_crop_by_content"],
+                 decode_and_crop_by_content=data_path.get("decode_and_crop_by_content", {}),
                  note=f"{data_path['images']} JPEGs of {size[0]}x{size[1]} (quality {data_path['jpeg_quality']}, "
                       f"{data_path['jpeg_bytes_per_pixel']:.2f} bytes/pixel) in {data_path['shards']} webdataset "
                       f"shards -> random resized crop {crop[1]}x{crop[0]} -> normalise -> tokenise + collate "
@@ -231,10 +231,15 @@ def data_path_line(results: dict) -> str:
     scales = ", ".join(f"{scale} {count}" for scale, count in fig["draft_reductions"].items())
     return (f"Data path: {workers['draft']} worker processes (cores) feed 1,000 images/s with reduced-scale JPEG "
             f"decoding, {workers['full_decode']} with full-size decodes; decode + crop alone {_num(alone['ours'])} vs "
-            f"{_num(alone['peer'])} images/s per core ({_num(alone['ratio'])}x); JPEG scales decoded: {scales}. "
-            "Decode + crop by content (reduced-scale vs full-size): " + "; ".join(
-                f"{name} ({c['bytes_per_pixel']:.2f} bytes/pixel) {_num(c['ratio'])}x"
-                for name, c in fig["decode_and_crop_by_content"].items()) + ".")
+            f"{_num(alone['peer'])} images/s per core ({_num(alone['ratio'])}x); JPEG scales decoded: {scales}."
+            + _by_content(fig["decode_and_crop_by_content"]))
+
+
+def _by_content(by_content: dict) -> str:
+    if not by_content:  # results written before the content sweep existed
+        return ""
+    return " Decode + crop by content (reduced-scale vs full-size): " + "; ".join(
+        f"{name} ({c['bytes_per_pixel']:.2f} bytes/pixel) {_num(c['ratio'])}x" for name, c in by_content.items()) + "."
 
 
 # ------------------------------------------------------------------------------------------------ accelerator
