@@ -4,11 +4,12 @@ EXIF-rotated JPEGs, small crops, evaluation) is decoded at full size; bad bytes 
 PIL images give exactly what they gave before."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_processor
+from conftest import REPO_ROOT, tiny_processor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags
@@ -18,24 +19,15 @@ from modeling_unicl.data.examples import ExampleMaker, RandomResizedCropAndFlip,
 from modeling_unicl.data.sources import UNREADABLE_IMAGE_ERRORS
 from modeling_unicl.processing_unicl import UnreadableImageError, to_rgb
 
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from benchmarks import data_path  # noqa: E402
+
 TEMPLATES = ("a photo of a {}.", "a drawing of a {}.")
 
 
 def natural_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> PILImage.Image:
-    """Smooth colour gradients + 1/f^1.3 noise (the amplitude spectrum of photographs) + a little pixel noise: JPEG
-    sizes and decode costs like a photo's, unlike flat colour or white noise."""
-    rng = np.random.default_rng(seed)
-    fy, fx = np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None, :]
-    frequency = np.hypot(fx, fy)
-    frequency[0, 0] = 1.0
-    spectrum = (rng.normal(size=(3, *frequency.shape)) + 1j * rng.normal(size=(3, *frequency.shape))) / frequency**1.3
-    spectrum[:, 0, 0] = 0
-    fields = np.fft.irfft2(spectrum, s=(height, width))
-    fields /= fields.std(axis=(1, 2), keepdims=True)
-    y, x = np.mgrid[0:height, 0:width] / max(width, height)
-    base = 128 + 50 * np.stack([np.cos(3 * x + 1), np.sin(3 * y + 2), np.cos(2 * (x + y))])
-    pixels = base + 35 * fields + rng.normal(0, 3, (3, height, width))
-    image = PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8).transpose(1, 2, 0))
+    """The data-path benchmark's photograph-like picture (JPEG sizes and decode costs like a photo's), in `mode`."""
+    image = data_path.natural_image(width, height, seed)
     return image if mode == "RGB" else image.convert(mode)
 
 
