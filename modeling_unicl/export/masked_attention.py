@@ -64,8 +64,7 @@ def _reaches_softmax(start, consumers: dict[str, list]) -> bool:
 def zero_masked_attention_weights(path: Path) -> int:
     """Rewrites the graph at `path` in place: every large negative finite fill that a `Where` writes into scores on
     their way to a Softmax (an attention mask) becomes `MASK_FILL` (-inf fills, as in CLIP's causal mask, leave
-    exact zeros already and stay). Returns how many fills were rewritten (0: nothing
-    written)."""
+    exact zeros already and stay). Returns how many fills were rewritten (0: nothing written)."""
     onnx = require("onnx")
     model = onnx.load(str(path))
     graph = model.graph
