@@ -6,6 +6,7 @@
     python scripts/benchmark.py --malloc_ab STEPS     # keep_freed_memory off vs on, fresh single-model processes
     python scripts/benchmark.py --device cuda [--compile] [--quick] [--json PATH]   # on an accelerator (5. below)
     python scripts/benchmark.py --data_path_only [--quick] [--json PATH]            # only 6. below (~1 min)
+    python scripts/benchmark.py --onnx_runs_only [--quick] [--json PATH]            # only 7. below
 
 1. Zero-shot with many classes: our `ZeroShotClassifier` (class matrix built once from class x template prompts,
    then per image batch one image forward + one matmul) vs transformers' `pipeline("zero-shot-image-classification")`
@@ -33,6 +34,10 @@
    JPEGs decoded at a reduced scale when the crop allows (ours) vs the same path with a full-size decode before the
    crop (open_clip's and run_clip's transforms); samples per CPU second, round-robin passes, medians; and the
    worker processes (cores) needed to feed 1,000 images/s.
+7. How `OnnxUniCLModel` runs the image graph on a batch (`--onnx_runs_only`): images/s of the exported Swin-T image
+   graph, fp32 and int8, in chunks of 4 / 1 images one after the other on all threads, and in chunks of 4 / 2 / 1
+   images run concurrently on one thread each (the default: one image per run), vs one run of the whole batch on all
+   threads; round-robin, medians.
 
 5. `--device cuda` measures only this, on the accelerator: the training step of ours vs the dual encoder (both bf16
    autocast, SDPA, `--compile`: `torch.compile`), on identical 77-token inputs and padded to the longest, and
@@ -63,6 +68,7 @@ from benchmarks import report
 from benchmarks.accelerator import bench_accelerator
 from benchmarks.data_path import bench_data_path
 from benchmarks.measure import load_average, machine_info, matmul_peak, native_bf16
+from benchmarks.onnx_runs import bench_onnx_runs
 from benchmarks.train_steps import bench_train
 from benchmarks.workers import malloc_ab, malloc_worker, measure_rss, rss_worker
 from benchmarks.workloads import FULL, QUICK, Settings, clip_config, unicl_config
@@ -124,6 +130,24 @@ def run_data_path_benchmark(settings: Settings, processor=None, log=print) -> di
     return results
 
 
+def run_onnx_runs_benchmark(settings: Settings, config=None, processor=None, log=print) -> dict:
+    """Benchmark 7 alone (`--onnx_runs_only`); `config` / `processor` default to the paper's Swin-T (tests pass tiny
+    ones)."""
+    from modeling_unicl import UniCLProcessor
+
+    config = config if config is not None else unicl_config()
+    processor = processor if processor is not None else UniCLProcessor()
+    started = time.perf_counter()
+    machine = machine_info()
+    log("ONNX Runtime image-graph run modes (export, then round-robin) ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_runs = bench_onnx_runs(config, processor, settings, Path(tmp))
+    machine["load_average_at_end"] = load_average()
+    results = report.onnx_runs_results(settings, machine, onnx_runs)
+    results["elapsed_s"] = time.perf_counter() - started
+    return results
+
+
 def run_accelerator_benchmark(settings: Settings, device: str, compile_models: bool, log=print, config=None,
                               clip_cfg=None, processor=None) -> dict:
     """Benchmark 5 on `device` (tests pass tiny configs, and may run it on the CPU)."""
@@ -162,6 +186,8 @@ def parse_args(argv):
     parser.add_argument("--compile", action="store_true", help="with --device cuda: torch.compile both models")
     parser.add_argument("--data_path_only", action="store_true",
                         help="only the data-path figure (6.): reduced-scale vs full-size JPEG decoding, one core")
+    parser.add_argument("--onnx_runs_only", action="store_true",
+                        help="only how ONNX Runtime runs the image graph (7.): chunk sizes, concurrent one-thread runs")
     parser.add_argument("--malloc_ab", type=int, default=None, metavar="STEPS",
                         help="only compare training steps with keep_freed_memory off vs on (fresh processes, STEPS "
                              "timed steps each) and print the JSON")
@@ -209,11 +235,16 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    if args.data_path_only and args.device != "cpu":
-        print("error: --data_path_only measures the CPU data path; leave out --device", file=sys.stderr)
+    if args.data_path_only and args.onnx_runs_only:
+        print("error: --data_path_only and --onnx_runs_only each run one part alone; give one of them", file=sys.stderr)
+        return 2
+    if (args.data_path_only or args.onnx_runs_only) and args.device != "cpu":
+        print("error: --data_path_only and --onnx_runs_only measure on the CPU; leave out --device", file=sys.stderr)
         return 2
     if args.data_path_only:
         results = run_data_path_benchmark(settings, log=log)
+    elif args.onnx_runs_only:
+        results = run_onnx_runs_benchmark(settings, log=log)
     elif args.device == "cuda":
         if not torch.cuda.is_available():
             print("error: --device cuda: no CUDA device is available (torch.cuda.is_available() is False)",

@@ -16,7 +16,7 @@ from benchmarks import measure, report, workers, workloads  # noqa: E402
 TINY = workloads.Settings("tiny", num_classes=12, num_templates=3, zero_shot_batch=2, zero_shot_reps=1,
                           pipeline_images=1, train_batch=2, warmup_steps=0, train_steps=1, matmul_size=64,
                           matmul_reps=1, data_path_images=3, data_path_image_size=(96, 72), data_path_shard_size=2,
-                          data_path_batch=2, data_path_rounds=1)
+                          data_path_batch=2, data_path_rounds=1, onnx_runs_rounds=1)
 TEXT = {**TINY_CLIP_TEXT, "max_position_embeddings": 77}
 
 
@@ -332,6 +332,35 @@ def test_onnx_rows_are_measured_round_robin_with_the_peers(results):
     fraction = results["zero_shot_fraction_of_ceiling"]
     assert fraction["peer"] == results["zero_shot_speedup_ceiling"]["ours"]  # the FLOPs are counted once
     assert "ONNX Runtime: export with --int8" in report.markdown(results)
+
+
+def test_onnx_run_modes_are_measured_against_one_run_of_the_whole_batch():
+    """`--onnx_runs_only` (7.) on a tiny model: every precision x run mode timed, each a ratio to the whole batch in
+    one run, the default mode among them, the table rendered (no timing is checked)."""
+    pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is not installed")
+    from benchmarks.onnx_runs import RUN_MODES
+
+    from modeling_unicl.export.onnxruntime_backend import IMAGE_CHUNK_SIZE
+
+    results = benchmark.run_onnx_runs_benchmark(TINY, config=tiny_config(text=dict(TEXT)), processor=tiny_processor(),
+                                                log=lambda msg: None)
+    figures = results["onnx_image_run_modes"]
+    assert set(figures) == {"fp32", "int8"} and all(set(by_mode) == set(RUN_MODES) for by_mode in figures.values())
+    assert (IMAGE_CHUNK_SIZE, True) in RUN_MODES.values()  # the default is measured
+    for by_mode in figures.values():
+        assert by_mode["whole_batch"]["ratio"] == 1.0
+        for fig in by_mode.values():
+            assert fig["ratio"] == pytest.approx(fig["ours"] / fig["peer"]) and fig["ms_per_image"] > 0
+    times = results["onnx_runs"]["round_robin_times_s"]
+    assert all(len(t) == TINY.onnx_runs_rounds for by_mode in times.values() for t in by_mode.values())
+    table = report.markdown({**results, "elapsed_s": 1.0})
+    assert "| `concurrent_chunks_of_1` |" in table and "int8 vs whole batch" in table
+    json.loads(json.dumps(results))
+
+
+def test_the_parts_run_alone_one_at_a_time(capsys):
+    assert benchmark.main(["--quick", "--data_path_only", "--onnx_runs_only"]) == 2
+    assert "give one of them" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- accelerator (5.)

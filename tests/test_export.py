@@ -5,6 +5,8 @@ stand-in in the evaluation code."""
 import json
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -95,23 +97,42 @@ def test_image_parity_at_several_batch_sizes(tiny_model, onnx_fp32, test_images,
 
 
 class _CountingSession:
-    """Wraps an ONNX Runtime session and records the batch size of every run."""
+    """Wraps an ONNX Runtime session and records the batch size and the thread of every run, and how many ran at
+    once (`pause_s` holds every run that long, so that concurrent runs overlap even on a tiny model)."""
 
-    def __init__(self, session):
-        self.session, self.batches = session, []
+    def __init__(self, session, pause_s: float = 0.0):
+        self.session, self.pause_s = session, pause_s
+        self.batches, self.threads, self.running, self.most_at_once = [], set(), 0, 0
+        self.lock = threading.Lock()
 
     def run(self, outputs, feed):
-        self.batches.append(len(feed["pixel_values"]))
-        return self.session.run(outputs, feed)
+        with self.lock:
+            self.batches.append(len(feed["pixel_values"]))
+            self.threads.add(threading.get_ident())
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(self.pause_s)
+        try:
+            return self.session.run(outputs, feed)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _counting(model, pause_s: float = 0.0):
+    model.image_session = _CountingSession(model.image_session, pause_s)
+    if model.single_thread_image_session is not None:
+        model.single_thread_image_session = _CountingSession(model.single_thread_image_session, pause_s)
+    return model
 
 
 @pytest.mark.parametrize("int8", [False, True])
 def test_images_run_in_chunks_and_equal_one_run_per_chunk(exported, test_images, int8):
     pixel_values = tiny_processor().image_processor(test_images[0][:11], return_tensors="pt")["pixel_values"]
-    chunked = OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=4)
-    whole = OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=None)
-    chunked.image_session = _CountingSession(chunked.image_session)
-    whole.image_session = _CountingSession(whole.image_session)
+    chunked = _counting(OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=4,
+                                                     concurrent_image_runs=False))
+    whole = _counting(OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=None,
+                                                   concurrent_image_runs=False))
     got = chunked.get_image_features(pixel_values).pooler_output
     assert chunked.image_session.batches == [4, 4, 3]
     one_run = whole.get_image_features(pixel_values).pooler_output
@@ -123,6 +144,41 @@ def test_images_run_in_chunks_and_equal_one_run_per_chunk(exported, test_images,
         assert _max_diff(got, one_run) <= 1e-6
     with pytest.raises(ValueError, match="no image"):
         chunked.get_image_features(pixel_values[:0])
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_by_default_images_run_one_per_run_concurrently_on_one_thread_each(exported, test_images, int8):
+    """The default: a batch with at least `threads` images runs one image per run, `threads` runs at once on the
+    one-thread session, in batch order; in int8 an image's embedding is the one it gets alone (activations are
+    quantized per image), in fp32 that of one run of the whole batch."""
+    pixel_values = tiny_processor().image_processor(test_images[0][:7], return_tensors="pt")["pixel_values"]
+    model = _counting(OnnxUniCLModel.from_exported(exported, int8=int8, threads=2), pause_s=0.02)
+    got = model.get_image_features(pixel_values).pooler_output
+    concurrent = model.single_thread_image_session
+    assert concurrent.batches == [1] * 7 and model.image_session.batches == []
+    assert concurrent.most_at_once == 2 and threading.get_ident() not in concurrent.threads
+    alone = torch.cat([model.get_image_features(pixel_values[i : i + 1]).pooler_output for i in range(7)])
+    assert model.image_session.batches == [1] * 7  # one image: fewer runs than threads, on the two-thread session
+    whole = OnnxUniCLModel.from_exported(exported, int8=int8, image_chunk_size=None)
+    if int8:
+        assert torch.equal(got, alone)
+    else:
+        assert _max_diff(got, alone) <= 1e-6 and _max_diff(got, whole.get_image_features(pixel_values).pooler_output) <= 1e-6
+
+
+def test_one_thread_or_no_concurrency_runs_on_the_all_threads_session_only(exported, test_images):
+    pixel_values = tiny_processor().image_processor(test_images[0][:3], return_tensors="pt")["pixel_values"]
+    for model in (OnnxUniCLModel.from_exported(exported, threads=1),
+                  OnnxUniCLModel.from_exported(exported, threads=2, concurrent_image_runs=False)):
+        assert model.single_thread_image_session is None
+        _counting(model).get_image_features(pixel_values)
+        assert model.image_session.batches == [1, 1, 1] and model.image_session.threads == {threading.get_ident()}
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_a_bad_thread_count_is_refused(exported, bad):
+    with pytest.raises(ValueError, match="threads must be a positive int"):
+        OnnxUniCLModel.from_exported(exported, threads=bad)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "4"])

@@ -104,6 +104,33 @@ def test_image_processor_numerics():
     torch.testing.assert_close(pixel_values[0, :, 100, 100], expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"image_mean": 0.5, "image_std": 0.25}, {"do_rescale": False},
+                                    {"rescale_factor": 1 / 127.5}])
+def test_rescale_and_normalize_equal_the_pil_backend_bit_for_bit(kwargs):
+    """Our one-pass rescale / normalize against the arithmetic of transformers' PIL backend (CLIPImageProcessorPil's
+    own methods, the same resize and crop): identical floats, for photos of every pixel value, with other scales and
+    a scalar mean / std."""
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    class BackendArithmetic(UniCLImageProcessor):
+        rescale = CLIPImageProcessorPil.rescale
+        normalize = CLIPImageProcessorPil.normalize
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((256, 320), (300, 240))]
+    images.append(Image.fromarray(np.arange(256 * 224 * 3, dtype=np.uint32).reshape(256, 224, 3).astype(np.uint8)))
+    ours = UniCLImageProcessor()(images, return_tensors="pt", **kwargs)["pixel_values"]
+    backend = BackendArithmetic()(images, return_tensors="pt", **kwargs)["pixel_values"]
+    assert ours.dtype == backend.dtype == torch.float32 and torch.equal(ours, backend)
+    assert ours.is_contiguous()
+
+
+def test_a_mean_of_the_wrong_length_is_a_clear_error():
+    image = Image.new("RGB", (64, 64))
+    with pytest.raises(ValueError, match=r"image_mean must have one value or one per channel \(3\)"):
+        UniCLImageProcessor()(image, image_mean=[0.5, 0.5])
+
+
 def test_processor_needs_no_arguments_and_no_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     processor = UniCLProcessor()

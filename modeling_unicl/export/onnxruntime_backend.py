@@ -10,6 +10,7 @@ normalising twice changes an embedding by float rounding only.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,13 @@ from .folder import ExportConfig, check_export_folder, graph_file
 
 __all__ = ["IMAGE_CHUNK_SIZE", "OnnxUniCLModel"]
 
-# Images per run of the image graph. ONNX Runtime runs a Swin-T image graph faster per image in small chunks, whose
-# activations stay in the CPU caches: ms/image at chunks of 1 / 2 / 4 / 8 / 16 / 32 images, 2 threads, on a 2-core
-# Xeon: int8 36.5 / 29.9 / 28.6 / 30.2 / 31.0 / 34.1, fp32 57.0 / 50.7 / 49.7 / 49.8 / 55.4 / 55.3. (Eager PyTorch
-# is fastest at 16-32 and is not chunked.)
-IMAGE_CHUNK_SIZE = 4
+# How the image graph runs a batch. By default one image per run (`IMAGE_CHUNK_SIZE`), and when a batch has at least
+# as many runs as there are threads, the runs go concurrently, one thread each (`concurrent_image_runs`), instead of
+# one after the other on all threads: ONNX Runtime's many small ops (window partitions, layer norms, the int8 graph's
+# activation quantization) leave cores idle between them within one run, not across runs; one image's activations
+# stay in the CPU caches. `python scripts/benchmark.py --onnx_runs_only` measures the modes (README, Deployment).
+# A batch with fewer runs than threads runs them one after the other on all threads, for latency.
+IMAGE_CHUNK_SIZE = 1
 
 
 def _session(path: Path, threads: int):
@@ -45,39 +48,52 @@ class OnnxUniCLModel:
 
     `OnnxUniCLModel.from_exported(folder, int8=False)`; with `int8=True` the dynamically quantized image graph runs
     (the text tower stays fp32; the README's Deployment section gives the measured agreement with fp32). Inputs and
-    outputs are CPU tensors. Images go through the image graph `image_chunk_size` at a time (`IMAGE_CHUNK_SIZE`;
-    None: the whole batch in one run); the int8 graph quantizes activations per run, so per chunk."""
+    outputs are CPU tensors. Images go through the image graph `image_chunk_size` at a time (`IMAGE_CHUNK_SIZE`, one;
+    None: the whole batch in one run), concurrently on one thread each when a batch has at least `threads` runs and
+    `concurrent_image_runs` is on. The int8 graph quantizes activations per run: with one image per run, an image's
+    int8 embedding does not depend on the other images of its batch."""
 
     device = torch.device("cpu")
     training = False
 
     def __init__(self, folder: str | Path, export_config: ExportConfig, int8: bool = False, threads: int | None = None,
-                 image_chunk_size: int | None = IMAGE_CHUNK_SIZE):
+                 image_chunk_size: int | None = IMAGE_CHUNK_SIZE, concurrent_image_runs: bool = True):
         from ..configuration_unicl import UniCLConfig
 
         if image_chunk_size is not None and (not isinstance(image_chunk_size, int) or isinstance(image_chunk_size, bool)
                                              or image_chunk_size < 1):
             raise ValueError(f"image_chunk_size must be a positive int (images per run of the image graph) or None "
                              f"(the whole batch), got {image_chunk_size!r}.")
+        threads = torch.get_num_threads() if threads is None else threads
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads must be a positive int (ONNX Runtime's CPU threads) or None (torch's), "
+                             f"got {threads!r}.")
         self.image_chunk_size = image_chunk_size
+        self.threads = threads
         self.folder = Path(folder)
         self.export_config = export_config
         self.int8 = int8
         self.config = UniCLConfig.from_json_file(str(self.folder / "config.json"))
-        threads = torch.get_num_threads() if threads is None else threads
         self.image_session = _session(self.folder / graph_file("image", int8), threads)
+        # The same graph on one thread, for concurrent runs (a second session: ONNX Runtime fixes a session's
+        # threads when it is created). It costs memory: +43 MB for Swin-T int8, +105 MB fp32.
+        self.single_thread_image_session = (_session(self.folder / graph_file("image", int8), 1)
+                                            if concurrent_image_runs and threads > 1 else None)
         self.text_session = _session(self.folder / graph_file("text", int8), threads)
         self._text_inputs = [node.name for node in self.text_session.get_inputs()]
         self._device_marker = torch.empty(0)
 
     @classmethod
     def from_exported(cls, folder: str | Path, int8: bool = False, threads: int | None = None,
-                      image_chunk_size: int | None = IMAGE_CHUNK_SIZE) -> "OnnxUniCLModel":
+                      image_chunk_size: int | None = IMAGE_CHUNK_SIZE,
+                      concurrent_image_runs: bool = True) -> "OnnxUniCLModel":
         """Loads a folder written by `export_onnx`; `ValueError` / `OSError` naming the missing file when it is not
         a complete export (or has no int8 image graph and `int8` is asked). `threads`: ONNX Runtime's intra-op threads
-        (default: torch's); `image_chunk_size`: images per run of the image graph (None: the whole batch)."""
+        (default: torch's); `image_chunk_size`: images per run of the image graph (None: the whole batch);
+        `concurrent_image_runs`: a batch of at least `threads` runs runs them concurrently, one thread each."""
         export_config = check_export_folder(folder, int8=int8)
-        return cls(folder, export_config, int8=int8, threads=threads, image_chunk_size=image_chunk_size)
+        return cls(folder, export_config, int8=int8, threads=threads, image_chunk_size=image_chunk_size,
+                   concurrent_image_runs=concurrent_image_runs)
 
     # ------------------------------------------------------------------------------------ nn.Module's surface
     def eval(self) -> "OnnxUniCLModel":
@@ -112,8 +128,13 @@ class OnnxUniCLModel:
             raise ValueError("pixel_values holds no image (batch size 0).")
         pixels = pixel_values.detach().to("cpu", torch.float32).contiguous().numpy()
         chunk = len(pixels) if self.image_chunk_size is None else self.image_chunk_size
-        runs = [self.image_session.run(None, {"pixel_values": pixels[start : start + chunk]})[0]
-                for start in range(0, len(pixels), chunk)]
+        chunks = [pixels[start : start + chunk] for start in range(0, len(pixels), chunk)]
+        if self.single_thread_image_session is not None and len(chunks) >= self.threads:
+            run = self.single_thread_image_session.run
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="unicl-onnx") as pool:  # run releases the GIL
+                runs = list(pool.map(lambda pixels: run(None, {"pixel_values": pixels})[0], chunks))
+        else:
+            runs = [self.image_session.run(None, {"pixel_values": pixels})[0] for pixels in chunks]
         return _output(runs[0] if len(runs) == 1 else np.concatenate(runs))
 
     def get_text_features(
@@ -140,4 +161,4 @@ class OnnxUniCLModel:
         return torch.tensor(self.export_config.logit_scale)
 
     def __repr__(self) -> str:
-        return f"OnnxUniCLModel({str(self.folder)!r}, int8={self.int8})"
+        return f"OnnxUniCLModel({str(self.folder)!r}, int8={self.int8}, threads={self.threads})"

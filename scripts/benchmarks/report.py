@@ -242,6 +242,39 @@ def _by_content(by_content: dict) -> str:
         f"{name} ({c['bytes_per_pixel']:.2f} bytes/pixel) {_num(c['ratio'])}x" for name, c in by_content.items()) + "."
 
 
+# ------------------------------------------------------------------------------------------------ ONNX Runtime run modes
+ONNX_RUNS_PEER = "one ONNX Runtime run of the whole batch on all threads"
+
+
+def onnx_runs_results(settings, machine: dict, onnx_runs: dict) -> dict:
+    """`benchmark.py --onnx_runs_only`: one figure per precision and run mode (`onnx_runs.RUN_MODES`), images/s
+    against the whole batch in one run (`onnx_runs.PEER_MODE`); `{"skipped": reason}` without onnxruntime."""
+    if "skipped" in onnx_runs:
+        figures = {"skipped": onnx_runs["skipped"]}
+    else:
+        figures = {precision: {mode: figure(ips, by_mode["whole_batch"], ONNX_RUNS_PEER, "images/s",
+                                            ms_per_image=1000 / ips)
+                               for mode, ips in by_mode.items()}
+                   for precision, by_mode in onnx_runs["images_per_s"].items()}
+    return {"mode": settings.mode, "settings": asdict(settings), "machine": machine,
+            "onnx_image_run_modes": figures, "onnx_runs": onnx_runs}
+
+
+def onnx_runs_markdown(results: dict) -> list[str]:
+    figures = results["onnx_image_run_modes"]
+    if "skipped" in figures:
+        return [f"ONNX Runtime run modes: {figures['skipped']}"]
+    runs = results["onnx_runs"]
+    lines = [f"ONNX Runtime image graph, batches of {runs['batch']} images, {runs['threads']} threads, images/s vs "
+             f"{ONNX_RUNS_PEER} ({runs['rounds']} rounds round-robin, medians):", "",
+             "| run mode | " + " | ".join(f"{precision} ms/image | {precision} vs whole batch" for precision in figures)
+             + " |", "| --- |" + " ---: | ---: |" * len(figures)]
+    for mode in next(iter(figures.values())):
+        lines.append(f"| `{mode}` | " + " | ".join(
+            f"{by_mode[mode]['ms_per_image']:.1f} | {by_mode[mode]['ratio']:.2f}x" for by_mode in figures.values()) + " |")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ accelerator
 ACCELERATOR_GOALS = {
     "accelerator_train_step_ratio_vs_dual_encoder": 1.0,
@@ -333,6 +366,12 @@ def markdown(results: dict) -> str:
         lines = _table(results, ACCELERATOR_ROWS)
         lines.append(f"\nAccelerator: {m['accelerator']} (torch.compile {'on' if m['compile'] else 'off'}); host "
                      f"{m['cpu']}, torch {m['torch']}, transformers {m['transformers']}. Mode: {results['mode']} "
+                     f"({results['elapsed_s']:.0f} s).")
+        return "\n".join(lines)
+    if "onnx_image_run_modes" in results:  # --onnx_runs_only
+        lines = onnx_runs_markdown(results)
+        lines.append(f"\nMachine: {m['cpu']}, {m['cpu_count']} cores, load average {m['load_average_at_start']} at "
+                     f"the start, {m['load_average_at_end']} at the end. Mode: {results['mode']} "
                      f"({results['elapsed_s']:.0f} s).")
         return "\n".join(lines)
     if "zero_shot" not in results:  # --data_path_only

@@ -29,12 +29,14 @@ class Settings:
     data_path_shard_size: int = 64  # images per tar shard
     data_path_batch: int = 32  # samples per collated batch
     data_path_rounds: int = 3  # timed passes per variant, round-robin
+    onnx_runs_rounds: int = 10  # timed batches per ONNX Runtime run mode, round-robin (`--onnx_runs_only`)
 
 
 FULL = Settings("full", 1000, 80, 32, 3, 2, 32, 1, 5, 4096, 5)
 # At the full run's 1000 classes, so that its zero-shot ratios compare with the full run's (the pipeline's cost grows
 # with the classes; ours does not), with a one-template class matrix (what per-image cost does not depend on).
-QUICK = Settings("quick", 1000, 1, 16, 2, 1, 4, 1, 2, 2048, 3, data_path_images=64, data_path_rounds=2)
+QUICK = Settings("quick", 1000, 1, 16, 2, 1, 4, 1, 2, 2048, 3, data_path_images=64, data_path_rounds=2,
+                 onnx_runs_rounds=4)
 
 
 # ------------------------------------------------------------------------------------------------ models
