@@ -132,9 +132,9 @@ class OnnxUniCLModel:
         if self.single_thread_image_session is not None and len(chunks) >= self.threads:
             run = self.single_thread_image_session.run
             with ThreadPoolExecutor(self.threads, thread_name_prefix="unicl-onnx") as pool:  # run releases the GIL
-                runs = list(pool.map(lambda pixels: run(None, {"pixel_values": pixels})[0], chunks))
+                runs = list(pool.map(lambda chunk_pixels: run(None, {"pixel_values": chunk_pixels})[0], chunks))
         else:
-            runs = [self.image_session.run(None, {"pixel_values": pixels})[0] for pixels in chunks]
+            runs = [self.image_session.run(None, {"pixel_values": chunk_pixels})[0] for chunk_pixels in chunks]
         return _output(runs[0] if len(runs) == 1 else np.concatenate(runs))
 
     def get_text_features(

@@ -40,7 +40,7 @@ def bench_onnx_runs(config, processor, settings, workdir: Path) -> dict:
     size = config.vision_config.image_size
     pixel_values = torch.randn(settings.zero_shot_batch, 3, size, size)  # the time does not depend on the values
     measured = {"batch": settings.zero_shot_batch, "rounds": settings.onnx_runs_rounds, "threads": torch.get_num_threads(),
-                "modes": {name: {"image_chunk_size": chunk, "concurrent_image_runs": concurrent}
+                "peer_mode": PEER_MODE, "modes": {name: {"image_chunk_size": chunk, "concurrent_image_runs": concurrent}
                           for name, (chunk, concurrent) in RUN_MODES.items()},
                 "round_robin_times_s": {}}
     for precision, int8 in (("fp32", False), ("int8", True)):

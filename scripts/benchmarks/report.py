@@ -248,11 +248,12 @@ ONNX_RUNS_PEER = "one ONNX Runtime run of the whole batch on all threads"
 
 def onnx_runs_results(settings, machine: dict, onnx_runs: dict) -> dict:
     """`benchmark.py --onnx_runs_only`: one figure per precision and run mode (`onnx_runs.RUN_MODES`), images/s
-    against the whole batch in one run (`onnx_runs.PEER_MODE`); `{"skipped": reason}` without onnxruntime."""
+    against the measurement's `peer_mode` (the whole batch in one run); `{"skipped": reason}` without onnxruntime."""
     if "skipped" in onnx_runs:
         figures = {"skipped": onnx_runs["skipped"]}
     else:
-        figures = {precision: {mode: figure(ips, by_mode["whole_batch"], ONNX_RUNS_PEER, "images/s",
+        peer = onnx_runs["peer_mode"]
+        figures = {precision: {mode: figure(ips, by_mode[peer], ONNX_RUNS_PEER, "images/s",
                                             ms_per_image=1000 / ips)
                                for mode, ips in by_mode.items()}
                    for precision, by_mode in onnx_runs["images_per_s"].items()}
